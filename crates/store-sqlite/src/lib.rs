@@ -1,0 +1,614 @@
+//! The [`Store`] interface on one SQLite file: the embedded default.
+//!
+//! Writes go through a single-connection pool so SQLite never has to arbitrate between
+//! writers (no `SQLITE_BUSY` upgrades); reads use a pool of their own in WAL mode.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use plugboard_core::user::search_fold;
+use plugboard_core::{
+    ConnectedUser, ErasedCounts, Metadata, Project, ProjectId, SecretKeyRecord, SigningKeyRecord,
+    UnixMillis, UserFilter, UserId, UserPage,
+};
+use plugboard_store::{LastSeen, MetadataWrite, Store, StoreError, StoreResult};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use uuid::Uuid;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The user columns every query reads, as a literal so queries stay `&'static str`.
+macro_rules! user_columns {
+    () => {
+        "u.seq, u.project_id, u.user_id, u.meta, u.suspended, u.version, \
+         u.created_at, u.updated_at, u.last_seen_at"
+    };
+}
+
+pub struct SqliteStore {
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and applies migrations.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::new().filename(path);
+        Self::open_with(options).await
+    }
+
+    /// Opens a `sqlite://PATH` URL.
+    pub async fn open_url(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url).map_err(db_err)?;
+        Self::open_with(options).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions) -> StoreResult<Self> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(db_err)?;
+        MIGRATOR
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(db_err)?;
+        Ok(Self { reader, writer })
+    }
+
+    /// The query plan SQLite picks for a `meta.<key>=<value>` search (for tests and benches).
+    pub async fn explain_meta_search(&self, project: ProjectId) -> StoreResult<String> {
+        let filter = UserFilter {
+            meta: vec![("Email".into(), "x".into())],
+            limit: 10,
+            ..UserFilter::default()
+        };
+        let mut query = QueryBuilder::new("EXPLAIN QUERY PLAN ");
+        push_list_users(&mut query, project, &filter);
+        let rows = query
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+}
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        return StoreError::Conflict(db.message().to_owned());
+    }
+    StoreError::Database(e.to_string())
+}
+
+fn user_from_row(row: &SqliteRow) -> StoreResult<ConnectedUser> {
+    let project: String = row.try_get("project_id").map_err(db_err)?;
+    let user: String = row.try_get("user_id").map_err(db_err)?;
+    let meta: String = row.try_get("meta").map_err(db_err)?;
+    let meta = serde_json::from_str(&meta).map_err(|e| StoreError::Database(e.to_string()))?;
+    Ok(ConnectedUser {
+        project_id: ProjectId::parse(&project).map_err(|e| StoreError::Database(e.to_string()))?,
+        user_id: UserId::parse(&user).map_err(|e| StoreError::Database(e.to_string()))?,
+        meta: Metadata::from_stored(meta),
+        suspended: row.try_get("suspended").map_err(db_err)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+        updated_at: row.try_get("updated_at").map_err(db_err)?,
+        last_seen_at: row.try_get("last_seen_at").map_err(db_err)?,
+        seq: row.try_get("seq").map_err(db_err)?,
+        version: row.try_get("version").map_err(db_err)?,
+    })
+}
+
+fn project_from_row(row: &SqliteRow) -> StoreResult<Project> {
+    let id: String = row.try_get("id").map_err(db_err)?;
+    Ok(Project {
+        id: ProjectId::parse(&id).map_err(|e| StoreError::Database(e.to_string()))?,
+        name: row.try_get("name").map_err(db_err)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+    })
+}
+
+fn uuid_col(row: &SqliteRow, col: &str) -> StoreResult<Uuid> {
+    let raw: String = row.try_get(col).map_err(db_err)?;
+    Uuid::parse_str(&raw).map_err(|e| StoreError::Database(e.to_string()))
+}
+
+fn signing_key_from_row(row: &SqliteRow) -> StoreResult<SigningKeyRecord> {
+    let project: String = row.try_get("project_id").map_err(db_err)?;
+    Ok(SigningKeyRecord {
+        id: uuid_col(row, "id")?,
+        project_id: ProjectId::parse(&project).map_err(|e| StoreError::Database(e.to_string()))?,
+        public_key_pem: row.try_get("public_key_pem").map_err(db_err)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+        revoked_at: row.try_get("revoked_at").map_err(db_err)?,
+    })
+}
+
+fn secret_key_from_row(row: &SqliteRow) -> StoreResult<SecretKeyRecord> {
+    let project: String = row.try_get("project_id").map_err(db_err)?;
+    Ok(SecretKeyRecord {
+        id: uuid_col(row, "id")?,
+        project_id: ProjectId::parse(&project).map_err(|e| StoreError::Database(e.to_string()))?,
+        name: row.try_get("name").map_err(db_err)?,
+        prefix: row.try_get("prefix").map_err(db_err)?,
+        hash: row.try_get("hash").map_err(db_err)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+        revoked_at: row.try_get("revoked_at").map_err(db_err)?,
+    })
+}
+
+/// Upper bound for a prefix range scan: every string starting with `prefix` sorts below it.
+fn prefix_upper_bound(prefix: &str) -> String {
+    format!("{prefix}{}", char::MAX)
+}
+
+fn push_list_users(query: &mut QueryBuilder<Sqlite>, project: ProjectId, filter: &UserFilter) {
+    let project = project.to_string();
+    query.push(concat!("SELECT ", user_columns!(), " "));
+    // With a metadata filter, drive the query from the index: its primary key ends in
+    // `user_seq`, so rows come out already in page order.
+    let order_column = if let Some((key, value)) = filter.meta.first() {
+        query.push(
+            "FROM user_meta_index m0 JOIN users u ON u.seq = m0.user_seq WHERE m0.project_id = ",
+        );
+        query.push_bind(project.clone());
+        query.push(" AND m0.key = ").push_bind(key.as_str());
+        query.push(" AND m0.value = ").push_bind(value.as_str());
+        for (key, value) in &filter.meta[1..] {
+            query.push(" AND EXISTS (SELECT 1 FROM user_meta_index mi WHERE mi.project_id = ");
+            query.push_bind(project.clone());
+            query.push(" AND mi.key = ").push_bind(key.as_str());
+            query.push(" AND mi.value = ").push_bind(value.as_str());
+            query.push(" AND mi.user_seq = u.seq)");
+        }
+        "m0.user_seq"
+    } else {
+        query
+            .push("FROM users u WHERE u.project_id = ")
+            .push_bind(project);
+        "u.seq"
+    };
+    if let Some(suspended) = filter.suspended {
+        query.push(" AND u.suspended = ").push_bind(suspended);
+    }
+    if let Some(q) = filter.q.as_deref().filter(|q| !q.is_empty()) {
+        let low = search_fold(q);
+        let high = prefix_upper_bound(&low);
+        query.push(" AND (");
+        for (i, column) in ["u.user_id_folded", "u.name_folded", "u.email_folded"]
+            .iter()
+            .enumerate()
+        {
+            if i > 0 {
+                query.push(" OR ");
+            }
+            query.push(format!("({column} >= ")).push_bind(low.clone());
+            query
+                .push(format!(" AND {column} < "))
+                .push_bind(high.clone())
+                .push(")");
+        }
+        query.push(")");
+    }
+    if let Some(before) = filter.before_seq {
+        query
+            .push(format!(" AND {order_column} < "))
+            .push_bind(before);
+    }
+    query.push(format!(" ORDER BY {order_column} DESC LIMIT "));
+    query.push_bind(filter.limit as i64 + 1);
+}
+
+impl SqliteStore {
+    async fn fetch_user(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        pool: &SqlitePool,
+    ) -> StoreResult<Option<ConnectedUser>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u WHERE u.project_id = ? AND u.user_id = ?"
+        ))
+        .bind(project.to_string())
+        .bind(user.as_str())
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn insert_user(
+        tx: &mut sqlx::SqliteConnection,
+        project: ProjectId,
+        user: &UserId,
+        meta: &Metadata,
+        now: UnixMillis,
+        on_conflict_ignore: bool,
+    ) -> StoreResult<Option<i64>> {
+        const INSERT: &str = "INSERT INTO users (project_id, user_id, meta, user_id_folded, \
+            name_folded, email_folded, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq";
+        const INSERT_OR_IGNORE: &str = "INSERT INTO users (project_id, user_id, meta, user_id_folded, \
+            name_folded, email_folded, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+            ON CONFLICT (project_id, user_id) DO NOTHING RETURNING seq";
+        let sql = if on_conflict_ignore {
+            INSERT_OR_IGNORE
+        } else {
+            INSERT
+        };
+        let seq: Option<i64> = sqlx::query_scalar(sql)
+            .bind(project.to_string())
+            .bind(user.as_str())
+            .bind(meta.to_json_string())
+            .bind(search_fold(user.as_str()))
+            .bind(meta.get_str("Name").map(search_fold))
+            .bind(meta.get_str("Email").map(search_fold))
+            .bind(now)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if let Some(seq) = seq {
+            write_index(tx, project, seq, meta).await?;
+        }
+        Ok(seq)
+    }
+}
+
+async fn write_index(
+    tx: &mut sqlx::SqliteConnection,
+    project: ProjectId,
+    seq: i64,
+    meta: &Metadata,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM user_meta_index WHERE user_seq = ?")
+        .bind(seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    let entries = meta.indexed_entries();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO user_meta_index (project_id, key, value, user_seq) ",
+    );
+    insert.push_values(entries, |mut row, (key, value)| {
+        row.push_bind(project.to_string())
+            .push_bind(key)
+            .push_bind(value)
+            .push_bind(seq);
+    });
+    insert.build().execute(&mut *tx).await.map_err(db_err)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn create_project(&self, project: &Project) -> StoreResult<()> {
+        sqlx::query("INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?)")
+            .bind(project.id.to_string())
+            .bind(&project.name)
+            .bind(project.created_at)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn get_project(&self, id: ProjectId) -> StoreResult<Option<Project>> {
+        let row = sqlx::query("SELECT id, name, created_at FROM projects WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(project_from_row).transpose()
+    }
+
+    async fn find_project_by_name(&self, name: &str) -> StoreResult<Option<Project>> {
+        let row = sqlx::query(
+            "SELECT id, name, created_at FROM projects WHERE name = ? ORDER BY created_at LIMIT 1",
+        )
+        .bind(name)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(project_from_row).transpose()
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+        sqlx::query("INSERT INTO signing_keys (id, project_id, public_key_pem, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(key.id.to_string())
+            .bind(key.project_id.to_string())
+            .bind(&key.public_key_pem)
+            .bind(key.created_at)
+            .bind(key.revoked_at)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_signing_keys(&self, project: ProjectId) -> StoreResult<Vec<SigningKeyRecord>> {
+        let rows =
+            sqlx::query("SELECT * FROM signing_keys WHERE project_id = ? ORDER BY created_at, id")
+                .bind(project.to_string())
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db_err)?;
+        rows.iter().map(signing_key_from_row).collect()
+    }
+
+    async fn revoke_signing_key(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+        at: UnixMillis,
+    ) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE signing_keys SET revoked_at = ? WHERE project_id = ? AND id = ? AND revoked_at IS NULL")
+            .bind(at)
+            .bind(project.to_string())
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn insert_secret_key(&self, key: &SecretKeyRecord) -> StoreResult<()> {
+        sqlx::query("INSERT INTO secret_keys (id, project_id, name, prefix, hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(key.id.to_string())
+            .bind(key.project_id.to_string())
+            .bind(&key.name)
+            .bind(&key.prefix)
+            .bind(&key.hash)
+            .bind(key.created_at)
+            .bind(key.revoked_at)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn find_active_secret_key(&self, hash: &str) -> StoreResult<Option<SecretKeyRecord>> {
+        let row = sqlx::query("SELECT * FROM secret_keys WHERE hash = ? AND revoked_at IS NULL")
+            .bind(hash)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(secret_key_from_row).transpose()
+    }
+
+    async fn list_secret_keys(&self, project: ProjectId) -> StoreResult<Vec<SecretKeyRecord>> {
+        let rows =
+            sqlx::query("SELECT * FROM secret_keys WHERE project_id = ? ORDER BY created_at, id")
+                .bind(project.to_string())
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db_err)?;
+        rows.iter().map(secret_key_from_row).collect()
+    }
+
+    async fn revoke_secret_key(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+        at: UnixMillis,
+    ) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE secret_keys SET revoked_at = ? WHERE project_id = ? AND id = ? AND revoked_at IS NULL")
+            .bind(at)
+            .bind(project.to_string())
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn get_user(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+    ) -> StoreResult<Option<ConnectedUser>> {
+        self.fetch_user(project, user, &self.reader).await
+    }
+
+    async fn ensure_user(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        now: UnixMillis,
+    ) -> StoreResult<ConnectedUser> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        Self::insert_user(&mut tx, project, user, &Metadata::default(), now, true).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.fetch_user(project, user, &self.writer)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn create_user(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        meta: &Metadata,
+        now: UnixMillis,
+    ) -> StoreResult<ConnectedUser> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        Self::insert_user(&mut tx, project, user, meta, now, false).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.fetch_user(project, user, &self.writer)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn write_metadata(&self, write: MetadataWrite<'_>) -> StoreResult<ConnectedUser> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let seq: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET meta = ?, name_folded = ?, email_folded = ?, updated_at = ?, version = version + 1 \
+             WHERE project_id = ? AND user_id = ? AND version = ? RETURNING seq",
+        )
+        .bind(write.meta.to_json_string())
+        .bind(write.meta.get_str("Name").map(search_fold))
+        .bind(write.meta.get_str("Email").map(search_fold))
+        .bind(write.now)
+        .bind(write.project_id.to_string())
+        .bind(write.user_id.as_str())
+        .bind(write.expected_version)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(seq) = seq else {
+            drop(tx);
+            return match self
+                .fetch_user(write.project_id, write.user_id, &self.writer)
+                .await?
+            {
+                Some(_) => Err(StoreError::Conflict("the user changed concurrently".into())),
+                None => Err(StoreError::NotFound),
+            };
+        };
+        write_index(&mut tx, write.project_id, seq, write.meta).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.fetch_user(write.project_id, write.user_id, &self.writer)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn set_suspended(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        suspended: bool,
+        now: UnixMillis,
+    ) -> StoreResult<ConnectedUser> {
+        let done = sqlx::query(
+            "UPDATE users SET suspended = ?, updated_at = ?, version = version + 1 \
+             WHERE project_id = ? AND user_id = ?",
+        )
+        .bind(suspended)
+        .bind(now)
+        .bind(project.to_string())
+        .bind(user.as_str())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.fetch_user(project, user, &self.writer)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn delete_user(&self, project: ProjectId, user: &UserId) -> StoreResult<ErasedCounts> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM users WHERE project_id = ? AND user_id = ?")
+                .bind(project.to_string())
+                .bind(user.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        let seq = seq.ok_or(StoreError::NotFound)?;
+        let index = sqlx::query("DELETE FROM user_meta_index WHERE user_seq = ?")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let users = sqlx::query("DELETE FROM users WHERE seq = ?")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(ErasedCounts {
+            users: users.rows_affected(),
+            metadata_index_entries: index.rows_affected(),
+        })
+    }
+
+    async fn list_users(&self, project: ProjectId, filter: &UserFilter) -> StoreResult<UserPage> {
+        let mut query = QueryBuilder::new("");
+        push_list_users(&mut query, project, filter);
+        let rows = query
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        let mut users = rows
+            .iter()
+            .map(user_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next_before_seq = if users.len() > filter.limit {
+            users.truncate(filter.limit);
+            users.last().map(|u| u.seq)
+        } else {
+            None
+        };
+        Ok(UserPage {
+            users,
+            next_before_seq,
+        })
+    }
+
+    async fn record_last_seen(&self, entries: &[LastSeen]) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        for entry in entries {
+            sqlx::query(
+                "UPDATE users SET last_seen_at = MAX(COALESCE(last_seen_at, 0), ?) WHERE project_id = ? AND user_id = ?",
+            )
+            .bind(entry.at)
+            .bind(entry.project_id.to_string())
+            .bind(entry.user_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+}
