@@ -31,6 +31,10 @@ impl ProjectId {
             .map_err(|_| IdError::InvalidProjectId)
     }
 
+    pub fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+
     pub fn as_uuid(&self) -> Uuid {
         self.0
     }

@@ -44,6 +44,8 @@ pub enum MetadataError {
     KeyTooLong { key: String, limit: usize },
     #[error("metadata keys must not be empty")]
     EmptyKey,
+    #[error("metadata keys and strings must not contain the NUL character (U+0000)")]
+    NulCharacter,
     #[error("metadata has {count} top-level keys; the limit is {limit}")]
     TooManyKeys { count: usize, limit: usize },
 }
@@ -57,6 +59,7 @@ impl MetadataError {
             Self::TooDeep { .. } => "metadata_too_deep",
             Self::KeyTooLong { .. } => "metadata_key_too_long",
             Self::EmptyKey => "metadata_key_empty",
+            Self::NulCharacter => "metadata_nul_character",
             Self::TooManyKeys { .. } => "metadata_too_many_keys",
         }
     }
@@ -213,6 +216,9 @@ fn check_object(
         if key.is_empty() {
             return Err(MetadataError::EmptyKey);
         }
+        if key.contains('\0') {
+            return Err(MetadataError::NulCharacter);
+        }
         if key.chars().count() > limits.max_key_chars {
             return Err(MetadataError::KeyTooLong {
                 key: key.chars().take(32).collect(),
@@ -237,6 +243,8 @@ fn check_value(value: &Value, depth: usize, limits: &MetadataLimits) -> Result<(
                 .iter()
                 .try_for_each(|item| check_value(item, depth + 1, limits))
         }
+        // PostgreSQL text cannot hold U+0000; refusing it keeps both backends alike.
+        Value::String(s) if s.contains('\0') => Err(MetadataError::NulCharacter),
         _ => Ok(()),
     }
 }
@@ -330,6 +338,20 @@ mod tests {
             Metadata::from_value(json!({"": 1}), &l),
             Err(MetadataError::EmptyKey)
         );
+    }
+
+    #[test]
+    fn nul_characters_are_refused() {
+        for bad in [
+            json!({"a\u{0}": 1}),
+            json!({"a": "x\u{0}y"}),
+            json!({"a": [{"b": "\u{0}"}]}),
+        ] {
+            assert_eq!(
+                Metadata::from_value(bad, &limits()),
+                Err(MetadataError::NulCharacter)
+            );
+        }
     }
 
     #[test]

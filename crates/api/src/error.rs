@@ -1,0 +1,106 @@
+//! The one place where failures become HTTP: status, stable `code`, human `message`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use plugboard_core::{IdError, MetadataError};
+use plugboard_service::ServiceError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Every error answer: `{ "code", "message" }`, plus a correlation id on internal errors.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// Stable, machine-readable error code.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// On internal errors only: quote it when reporting; the details are in the server log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    fn internal(detail: impl std::fmt::Display) -> Self {
+        let correlation_id = uuid::Uuid::new_v4().to_string();
+        tracing::error!(%correlation_id, error = %detail, "internal error");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal_error",
+            message: correlation_id,
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        use StatusCode as S;
+        let message = e.to_string();
+        let (status, code) = match &e {
+            ServiceError::Token(t) => (S::UNAUTHORIZED, t.code()),
+            ServiceError::UserSuspended => (S::FORBIDDEN, "user_suspended"),
+            ServiceError::InvalidCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
+            ServiceError::WrongProject => (S::FORBIDDEN, "wrong_project"),
+            ServiceError::ProjectNotFound => (S::NOT_FOUND, "project_not_found"),
+            ServiceError::UserNotFound => (S::NOT_FOUND, "user_not_found"),
+            ServiceError::UserExists => (S::CONFLICT, "user_exists"),
+            ServiceError::KeyNotFound => (S::NOT_FOUND, "key_not_found"),
+            ServiceError::InvalidPublicKey(_) => (S::UNPROCESSABLE_ENTITY, "invalid_public_key"),
+            ServiceError::Metadata(m @ MetadataError::TooLarge { .. }) => {
+                (S::PAYLOAD_TOO_LARGE, m.code())
+            }
+            ServiceError::Metadata(m) => (S::UNPROCESSABLE_ENTITY, m.code()),
+            ServiceError::InvalidId(IdError::InvalidProjectId) => {
+                (S::NOT_FOUND, "project_not_found")
+            }
+            ServiceError::InvalidId(_) => (S::BAD_REQUEST, "invalid_user_id"),
+            ServiceError::InvalidCursor => (S::BAD_REQUEST, "invalid_cursor"),
+            ServiceError::InvalidFilter(_) => (S::BAD_REQUEST, "invalid_filter"),
+            ServiceError::InvalidInput(_) => (S::UNPROCESSABLE_ENTITY, "invalid_input"),
+            ServiceError::ConcurrentUpdate => (S::CONFLICT, "concurrent_update"),
+            ServiceError::Internal(_) | ServiceError::Store(_) => return Self::internal(&e),
+        };
+        Self::new(status, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            ErrorBody {
+                code: self.code.to_owned(),
+                message: "internal error; quote the correlation id when reporting it".to_owned(),
+                correlation_id: Some(self.message),
+            }
+        } else {
+            ErrorBody {
+                code: self.code.to_owned(),
+                message: self.message,
+                correlation_id: None,
+            }
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

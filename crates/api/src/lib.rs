@@ -1,0 +1,103 @@
+//! Plugboard's HTTP surface.
+//!
+//! - `/projects/{projectId}/sdk/*`: the Paragon-compatible API the browser SDK calls with a
+//!   user token ([`sdk`]; its wire shapes live in [`wire`]).
+//! - `/api/v1/*`: the management API the SaaS backend calls with a secret key ([`management`]).
+//! - `/healthz`, `/readyz`, `/metrics`, `/openapi.json` ([`ops`]).
+//!
+//! Handlers are thin: an extractor authenticates and parses, a service does the work, and
+//! [`error::ApiError`] is the one place errors become HTTP.
+
+pub mod error;
+pub mod extract;
+pub mod management;
+pub mod metrics;
+pub mod openapi;
+pub mod ops;
+pub mod sdk;
+pub mod wire;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use plugboard_service::Services;
+use tokio::net::TcpListener;
+
+/// HTTP-level settings.
+#[derive(Clone)]
+pub struct ApiSettings {
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// The admin token that may create projects; `None` disables admin calls.
+    pub admin_token: Option<String>,
+}
+
+impl std::fmt::Debug for ApiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiSettings")
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 1024 * 1024,
+            admin_token: None,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub settings: Arc<ApiSettings>,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl AppState {
+    pub fn new(services: Services, settings: ApiSettings) -> Self {
+        Self {
+            services,
+            settings: Arc::new(settings),
+            metrics: Arc::new(metrics::Metrics::new()),
+        }
+    }
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings.body_limit_bytes;
+    Router::new()
+        .merge(sdk::router())
+        .merge(management::router())
+        .merge(ops::router())
+        .fallback(ops::route_not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Serves `router` on an already-bound listener until `shutdown` resolves, then lets
+/// in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

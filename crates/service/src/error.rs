@@ -1,0 +1,50 @@
+use plugboard_core::{IdError, MetadataError, TokenError};
+use plugboard_store::StoreError;
+
+/// Every failure a service reports. The API maps each variant to a status and code in
+/// one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("this user is suspended")]
+    UserSuspended,
+    #[error("a valid secret key or admin token is required")]
+    InvalidCredentials,
+    #[error("this secret key belongs to another project")]
+    WrongProject,
+    #[error("no project with this id")]
+    ProjectNotFound,
+    #[error("no user with this id in this project")]
+    UserNotFound,
+    #[error("a user with this id already exists")]
+    UserExists,
+    #[error("no active key with this id in this project")]
+    KeyNotFound,
+    #[error("invalid public key: {0}")]
+    InvalidPublicKey(String),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    InvalidId(#[from] IdError),
+    #[error("invalid cursor: pass back the `nextCursor` of a previous page unchanged")]
+    InvalidCursor,
+    #[error("invalid filter: {0}")]
+    InvalidFilter(String),
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("the user kept changing concurrently; try again")]
+    ConcurrentUpdate,
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;

@@ -1,0 +1,333 @@
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use plugboard_core::metadata::MAX_INDEXED_VALUE_CHARS;
+use plugboard_core::{
+    ConnectedUser, ErasedCounts, Metadata, MetadataLimits, ProjectId, UserFilter, UserId,
+    now_millis,
+};
+use plugboard_store::{MetadataWrite, Store, StoreError};
+use serde_json::Value;
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::last_seen::LastSeenTracker;
+use crate::projects::not_found_as;
+use crate::tokens::TokenVerifier;
+
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 500;
+pub const MAX_META_FILTERS: usize = 8;
+pub const MAX_QUERY_CHARS: usize = 256;
+/// Attempts at a read-modify-write of metadata before giving up with `ConcurrentUpdate`.
+const METADATA_WRITE_ATTEMPTS: usize = 8;
+
+/// A request to list users, as received (cursor still opaque).
+#[derive(Debug, Clone, Default)]
+pub struct UserListQuery {
+    pub q: Option<String>,
+    pub meta: Vec<(String, String)>,
+    pub suspended: Option<bool>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserList {
+    pub users: Vec<ConnectedUser>,
+    pub next_cursor: Option<String>,
+}
+
+pub struct UsersService {
+    store: Arc<dyn Store>,
+    tokens: Arc<TokenVerifier>,
+    last_seen: Arc<LastSeenTracker>,
+    limits: MetadataLimits,
+}
+
+impl UsersService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        tokens: Arc<TokenVerifier>,
+        last_seen: Arc<LastSeenTracker>,
+        limits: MetadataLimits,
+    ) -> Self {
+        Self {
+            store,
+            tokens,
+            last_seen,
+            limits,
+        }
+    }
+
+    pub fn limits(&self) -> &MetadataLimits {
+        &self.limits
+    }
+
+    /// Resolves a user token to its (possibly new) user, as every SDK call does. A user
+    /// exists from the first valid token that names it.
+    pub async fn authenticate(
+        &self,
+        project: ProjectId,
+        token: &str,
+    ) -> ServiceResult<ConnectedUser> {
+        let now = now_millis();
+        let claims = self
+            .tokens
+            .verify(project, token, now.div_euclid(1000))
+            .await?;
+        let user = match self.store.get_user(project, &claims.user_id).await? {
+            Some(user) => user,
+            None => {
+                self.store
+                    .ensure_user(project, &claims.user_id, now)
+                    .await?
+            }
+        };
+        if user.suspended {
+            return Err(ServiceError::UserSuspended);
+        }
+        self.last_seen.touch(project, &user.user_id, now);
+        Ok(self.with_last_seen(user))
+    }
+
+    pub async fn get(&self, project: ProjectId, user: &UserId) -> ServiceResult<ConnectedUser> {
+        let user = self
+            .store
+            .get_user(project, user)
+            .await?
+            .ok_or(ServiceError::UserNotFound)?;
+        Ok(self.with_last_seen(user))
+    }
+
+    /// Creates the user with `meta`, or replaces the metadata of an existing one.
+    /// Returns the user and whether it was created.
+    pub async fn put(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        meta: Value,
+    ) -> ServiceResult<(ConnectedUser, bool)> {
+        let meta = Metadata::from_value(meta, &self.limits)?;
+        match self
+            .store
+            .create_user(project, user, &meta, now_millis())
+            .await
+        {
+            Ok(created) => Ok((created, true)),
+            Err(StoreError::Conflict(_)) => {
+                let replaced = self
+                    .update_meta(project, user, |_| Ok(meta.clone()))
+                    .await?;
+                Ok((replaced, false))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Applies a JSON Merge Patch to the user's metadata.
+    pub async fn patch_meta(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        patch: Value,
+    ) -> ServiceResult<ConnectedUser> {
+        if !patch.is_object() {
+            return Err(plugboard_core::MetadataError::NotAnObject.into());
+        }
+        let limits = self.limits;
+        self.update_meta(project, user, |current| {
+            Ok(current.merge_patch(patch.clone(), &limits)?)
+        })
+        .await
+    }
+
+    /// Replaces the user's metadata as a whole.
+    pub async fn replace_meta(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        meta: Value,
+    ) -> ServiceResult<ConnectedUser> {
+        let meta = Metadata::from_value(meta, &self.limits)?;
+        self.update_meta(project, user, |_| Ok(meta.clone())).await
+    }
+
+    async fn update_meta(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        compute: impl Fn(&Metadata) -> ServiceResult<Metadata>,
+    ) -> ServiceResult<ConnectedUser> {
+        for _ in 0..METADATA_WRITE_ATTEMPTS {
+            let current = self
+                .store
+                .get_user(project, user)
+                .await?
+                .ok_or(ServiceError::UserNotFound)?;
+            let meta = compute(&current.meta)?;
+            let write = MetadataWrite {
+                project_id: project,
+                user_id: user,
+                meta: &meta,
+                expected_version: current.version,
+                now: now_millis(),
+            };
+            match self.store.write_metadata(write).await {
+                Ok(updated) => return Ok(self.with_last_seen(updated)),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(StoreError::NotFound) => return Err(ServiceError::UserNotFound),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::ConcurrentUpdate)
+    }
+
+    pub async fn set_suspended(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        suspended: bool,
+    ) -> ServiceResult<ConnectedUser> {
+        let user = self
+            .store
+            .set_suspended(project, user, suspended, now_millis())
+            .await
+            .map_err(not_found_as(ServiceError::UserNotFound))?;
+        Ok(self.with_last_seen(user))
+    }
+
+    pub async fn erase(&self, project: ProjectId, user: &UserId) -> ServiceResult<ErasedCounts> {
+        self.store
+            .delete_user(project, user)
+            .await
+            .map_err(not_found_as(ServiceError::UserNotFound))
+    }
+
+    pub async fn list(&self, project: ProjectId, query: UserListQuery) -> ServiceResult<UserList> {
+        let filter = parse_filter(query)?;
+        let page = self.store.list_users(project, &filter).await?;
+        Ok(UserList {
+            users: page
+                .users
+                .into_iter()
+                .map(|u| self.with_last_seen(u))
+                .collect(),
+            next_cursor: page.next_before_seq.map(encode_cursor),
+        })
+    }
+
+    fn with_last_seen(&self, mut user: ConnectedUser) -> ConnectedUser {
+        if let Some(pending) = self.last_seen.peek(user.project_id, &user.user_id) {
+            user.last_seen_at = Some(user.last_seen_at.map_or(pending, |at| at.max(pending)));
+        }
+        user
+    }
+}
+
+fn parse_filter(query: UserListQuery) -> ServiceResult<UserFilter> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(ServiceError::InvalidFilter(format!(
+            "limit must be between 1 and {MAX_PAGE_SIZE}"
+        )));
+    }
+    if query.meta.len() > MAX_META_FILTERS {
+        return Err(ServiceError::InvalidFilter(format!(
+            "at most {MAX_META_FILTERS} meta.* filters"
+        )));
+    }
+    if let Some((key, _)) = query
+        .meta
+        .iter()
+        .find(|(_, v)| v.chars().count() > MAX_INDEXED_VALUE_CHARS)
+    {
+        return Err(ServiceError::InvalidFilter(format!(
+            "meta.{key}: values longer than {MAX_INDEXED_VALUE_CHARS} characters are not searchable"
+        )));
+    }
+    if query
+        .q
+        .as_ref()
+        .is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS)
+    {
+        return Err(ServiceError::InvalidFilter(format!(
+            "q is longer than {MAX_QUERY_CHARS} characters"
+        )));
+    }
+    let has_nul = |s: &str| s.contains('\0');
+    if query.q.as_deref().is_some_and(has_nul)
+        || query.meta.iter().any(|(k, v)| has_nul(k) || has_nul(v))
+    {
+        return Err(ServiceError::InvalidFilter(
+            "filters must not contain the NUL character".into(),
+        ));
+    }
+    let before_seq = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    Ok(UserFilter {
+        q: query.q.filter(|q| !q.is_empty()),
+        meta: query.meta,
+        suspended: query.suspended,
+        limit,
+        before_seq,
+    })
+}
+
+const CURSOR_VERSION: &str = "u1:";
+
+fn encode_cursor(seq: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{CURSOR_VERSION}{seq}"))
+}
+
+fn decode_cursor(cursor: &str) -> ServiceResult<i64> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| ServiceError::InvalidCursor)?;
+    let text = String::from_utf8(bytes).map_err(|_| ServiceError::InvalidCursor)?;
+    text.strip_prefix(CURSOR_VERSION)
+        .and_then(|n| n.parse().ok())
+        .ok_or(ServiceError::InvalidCursor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_junk() {
+        assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
+        for junk in ["", "!!", "dTE6", "eDo1", &URL_SAFE_NO_PAD.encode("u1:abc")] {
+            assert!(
+                matches!(decode_cursor(junk), Err(ServiceError::InvalidCursor)),
+                "{junk}"
+            );
+        }
+    }
+
+    #[test]
+    fn filter_limits_are_explicit() {
+        let bad = |q: UserListQuery| parse_filter(q).is_err();
+        assert!(bad(UserListQuery {
+            limit: Some(0),
+            ..Default::default()
+        }));
+        assert!(bad(UserListQuery {
+            limit: Some(501),
+            ..Default::default()
+        }));
+        assert!(!bad(UserListQuery {
+            limit: Some(500),
+            ..Default::default()
+        }));
+        let many = (0..9).map(|i| (format!("k{i}"), "v".into())).collect();
+        assert!(bad(UserListQuery {
+            meta: many,
+            ..Default::default()
+        }));
+        let long = vec![("k".into(), "v".repeat(257))];
+        assert!(bad(UserListQuery {
+            meta: long,
+            ..Default::default()
+        }));
+    }
+}

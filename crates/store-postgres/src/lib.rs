@@ -1,0 +1,465 @@
+//! The [`Store`] interface on PostgreSQL: the backend for shared, multi-instance servers.
+//!
+//! It mirrors the SQLite store query for query, so both pass the same conformance suite.
+//! Every statement is static SQL with bound values; the list query is assembled from
+//! fixed fragments with `QueryBuilder`.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use plugboard_core::{
+    ConnectedUser, ErasedCounts, Metadata, Project, ProjectId, SecretKeyRecord, SigningKeyRecord,
+    UnixMillis, UserFilter, UserId, UserPage,
+};
+use plugboard_store::{LastSeen, MetadataWrite, Store, StoreError, StoreResult};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, PgPool, QueryBuilder, Row};
+use uuid::Uuid;
+
+mod rows;
+mod users;
+
+use rows::user_columns;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Most connections one store keeps open to the server.
+const MAX_CONNECTIONS: u32 = 10;
+
+/// Plugboard's data in one PostgreSQL database (or one schema of it).
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to a `postgres://` URL and applies pending migrations.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url).map_err(db_err)?;
+        Self::open(options, None).await
+    }
+
+    /// Connects like [`connect`](Self::connect), but keeps every table in `schema`: it is
+    /// created if missing and is the `search_path` of every pooled connection. Used to
+    /// isolate tests sharing one database.
+    ///
+    /// `schema` must be a plain lower-case identifier (`[a-z_][a-z0-9_]*`, at most 63 bytes).
+    pub async fn connect_in_schema(url: &str, schema: &str) -> StoreResult<Self> {
+        check_schema_name(schema)?;
+        let options = PgConnectOptions::from_str(url)
+            .map_err(db_err)?
+            .options([("search_path", schema)]);
+        Self::open(options, Some(schema)).await
+    }
+
+    async fn open(options: PgConnectOptions, schema: Option<&str>) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(db_err)?;
+        if let Some(schema) = schema {
+            create_schema(&pool, schema).await?;
+        }
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    /// The plan PostgreSQL picks for a `meta.Email=<value>` search (for tests and benches),
+    /// as the lines of `EXPLAIN`.
+    pub async fn explain_meta_search(&self, project: ProjectId) -> StoreResult<String> {
+        let filter = UserFilter {
+            meta: vec![("Email".into(), "x".into())],
+            limit: 10,
+            ..UserFilter::default()
+        };
+        let mut query = QueryBuilder::new("EXPLAIN ");
+        users::push_list(&mut query, project, &filter);
+        let rows = query.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        let lines = rows
+            .iter()
+            .map(|row| row.try_get::<String, _>(0).map_err(db_err))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(lines.join("\n"))
+    }
+
+    async fn fetch_user(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+    ) -> StoreResult<Option<ConnectedUser>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u WHERE u.project_id = $1 AND u.user_id = $2"
+        ))
+        .bind(project.as_uuid())
+        .bind(user.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(rows::user).transpose()
+    }
+
+    /// Inserts a user with its index rows in one transaction.
+    async fn insert_user(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        meta: &Metadata,
+        now: UnixMillis,
+        if_absent: bool,
+    ) -> StoreResult<Option<ConnectedUser>> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let created = users::insert(&mut tx, project, user, meta, now, if_absent).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
+    }
+
+    /// Why a conditional write on an existing row matched nothing.
+    async fn missing_or_conflict(&self, project: ProjectId, user: &UserId) -> StoreError {
+        match self.fetch_user(project, user).await {
+            Ok(Some(_)) => StoreError::Conflict("the user changed concurrently".into()),
+            Ok(None) => StoreError::NotFound,
+            Err(e) => e,
+        }
+    }
+
+    /// Runs a key revocation (`$1` = time, `$2` = project, `$3` = key id); `NotFound` when
+    /// no unrevoked key matched.
+    async fn revoke(
+        &self,
+        sql: &'static str,
+        project: ProjectId,
+        id: Uuid,
+        at: UnixMillis,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(sql)
+            .bind(at)
+            .bind(project.as_uuid())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+/// Maps a unique violation to [`StoreError::Conflict`], anything else to `Database`.
+fn db_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        return StoreError::Conflict(db.message().to_owned());
+    }
+    StoreError::Database(e.to_string())
+}
+
+/// Accepts only identifiers that need no quoting and mean the same in `search_path`.
+fn check_schema_name(schema: &str) -> StoreResult<()> {
+    let mut chars = schema.chars();
+    let valid = schema.len() <= 63
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(StoreError::Database(format!(
+            "invalid schema name `{schema}`"
+        )))
+    }
+}
+
+async fn create_schema(pool: &PgPool, schema: &str) -> StoreResult<()> {
+    // An identifier cannot be bound; `check_schema_name` admits only `[a-z0-9_]`.
+    let sql = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+    sqlx::query(AssertSqlSafe(sql))
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn create_project(&self, project: &Project) -> StoreResult<()> {
+        sqlx::query("INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(project.id.as_uuid())
+            .bind(&project.name)
+            .bind(project.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn get_project(&self, id: ProjectId) -> StoreResult<Option<Project>> {
+        let row = sqlx::query("SELECT id, name, created_at FROM projects WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(rows::project).transpose()
+    }
+
+    async fn find_project_by_name(&self, name: &str) -> StoreResult<Option<Project>> {
+        let row = sqlx::query(
+            "SELECT id, name, created_at FROM projects WHERE name = $1 \
+             ORDER BY created_at LIMIT 1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(rows::project).transpose()
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO signing_keys (id, project_id, public_key_pem, created_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(key.id)
+        .bind(key.project_id.as_uuid())
+        .bind(&key.public_key_pem)
+        .bind(key.created_at)
+        .bind(key.revoked_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_signing_keys(&self, project: ProjectId) -> StoreResult<Vec<SigningKeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, project_id, public_key_pem, created_at, revoked_at FROM signing_keys \
+             WHERE project_id = $1 ORDER BY created_at, id",
+        )
+        .bind(project.as_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(rows::signing_key).collect()
+    }
+
+    async fn revoke_signing_key(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+        at: UnixMillis,
+    ) -> StoreResult<()> {
+        self.revoke(
+            "UPDATE signing_keys SET revoked_at = $1 \
+             WHERE project_id = $2 AND id = $3 AND revoked_at IS NULL",
+            project,
+            id,
+            at,
+        )
+        .await
+    }
+
+    async fn insert_secret_key(&self, key: &SecretKeyRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO secret_keys (id, project_id, name, prefix, hash, created_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(key.id)
+        .bind(key.project_id.as_uuid())
+        .bind(&key.name)
+        .bind(&key.prefix)
+        .bind(&key.hash)
+        .bind(key.created_at)
+        .bind(key.revoked_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn find_active_secret_key(&self, hash: &str) -> StoreResult<Option<SecretKeyRecord>> {
+        let row = sqlx::query(
+            "SELECT id, project_id, name, prefix, hash, created_at, revoked_at FROM secret_keys \
+             WHERE hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(rows::secret_key).transpose()
+    }
+
+    async fn list_secret_keys(&self, project: ProjectId) -> StoreResult<Vec<SecretKeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, project_id, name, prefix, hash, created_at, revoked_at FROM secret_keys \
+             WHERE project_id = $1 ORDER BY created_at, id",
+        )
+        .bind(project.as_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(rows::secret_key).collect()
+    }
+
+    async fn revoke_secret_key(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+        at: UnixMillis,
+    ) -> StoreResult<()> {
+        self.revoke(
+            "UPDATE secret_keys SET revoked_at = $1 \
+             WHERE project_id = $2 AND id = $3 AND revoked_at IS NULL",
+            project,
+            id,
+            at,
+        )
+        .await
+    }
+
+    async fn get_user(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+    ) -> StoreResult<Option<ConnectedUser>> {
+        self.fetch_user(project, user).await
+    }
+
+    async fn ensure_user(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        now: UnixMillis,
+    ) -> StoreResult<ConnectedUser> {
+        let meta = Metadata::default();
+        if let Some(created) = self.insert_user(project, user, &meta, now, true).await? {
+            return Ok(created);
+        }
+        self.fetch_user(project, user)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn create_user(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        meta: &Metadata,
+        now: UnixMillis,
+    ) -> StoreResult<ConnectedUser> {
+        self.insert_user(project, user, meta, now, false)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn write_metadata(&self, write: MetadataWrite<'_>) -> StoreResult<ConnectedUser> {
+        let (project, user) = (write.project_id, write.user_id);
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let updated = users::update_meta(
+            &mut tx,
+            project,
+            user,
+            write.meta,
+            write.expected_version,
+            write.now,
+        )
+        .await?;
+        let Some(updated) = updated else {
+            drop(tx);
+            return Err(self.missing_or_conflict(project, user).await);
+        };
+        users::replace_index(&mut tx, project, updated.seq, write.meta).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(updated)
+    }
+
+    async fn set_suspended(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        suspended: bool,
+        now: UnixMillis,
+    ) -> StoreResult<ConnectedUser> {
+        let row = sqlx::query(concat!(
+            "UPDATE users u SET suspended = $1, updated_at = $2, version = u.version + 1 \
+             WHERE u.project_id = $3 AND u.user_id = $4 RETURNING ",
+            user_columns!()
+        ))
+        .bind(suspended)
+        .bind(now)
+        .bind(project.as_uuid())
+        .bind(user.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref()
+            .map(rows::user)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn delete_user(&self, project: ProjectId, user: &UserId) -> StoreResult<ErasedCounts> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let seq: Option<i64> = sqlx::query_scalar(
+            "SELECT seq FROM users WHERE project_id = $1 AND user_id = $2 FOR UPDATE",
+        )
+        .bind(project.as_uuid())
+        .bind(user.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let seq = seq.ok_or(StoreError::NotFound)?;
+        let index = users::delete_index(&mut tx, seq).await?;
+        let deleted = sqlx::query("DELETE FROM users WHERE seq = $1")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(ErasedCounts {
+            users: deleted.rows_affected(),
+            metadata_index_entries: index,
+        })
+    }
+
+    async fn list_users(&self, project: ProjectId, filter: &UserFilter) -> StoreResult<UserPage> {
+        let mut query = QueryBuilder::new("");
+        users::push_list(&mut query, project, filter);
+        let rows = query.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        let mut users = rows
+            .iter()
+            .map(rows::user)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next_before_seq = if users.len() > filter.limit {
+            users.truncate(filter.limit);
+            users.last().map(|u| u.seq)
+        } else {
+            None
+        };
+        Ok(UserPage {
+            users,
+            next_before_seq,
+        })
+    }
+
+    async fn record_last_seen(&self, entries: &[LastSeen]) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        users::record_last_seen(&self.pool, entries).await
+    }
+}
