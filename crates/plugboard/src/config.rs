@@ -1,0 +1,269 @@
+//! Server configuration: compiled-in defaults, then an optional TOML file (`--config`),
+//! then `PLUGBOARD_*` environment variables (nested keys with `__`, e.g.
+//! `PLUGBOARD_METADATA__MAX_BYTES`). Validated once at start.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use plugboard_core::MetadataLimits;
+use serde::{Deserialize, Serialize};
+
+/// A secret setting: never printed by `Debug`.
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Every server setting, with its default.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://PATH` (embedded, one node) or `postgres://…` (one or many nodes).
+    pub database_url: String,
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// The URL users and providers reach this server at (used in links and OAuth callbacks).
+    pub public_url: String,
+    /// 32 bytes, base64: the key credentials are encrypted under. Required by `serve`.
+    pub master_key: Option<Secret>,
+    /// Bearer token that may create projects (`POST /api/v1/projects`); unset disables it.
+    pub admin_token: Option<Secret>,
+    pub log_format: LogFormat,
+    /// Largest request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Bounds on each user's metadata.
+    pub metadata: MetadataLimits,
+    /// How often in-memory `lastSeen` times are written to the database, in seconds.
+    pub last_seen_flush_secs: u64,
+    /// How many verified user tokens are cached.
+    pub token_cache_capacity: u64,
+    /// How long a project's signing keys are cached, in seconds (bounds how long a key
+    /// revoked on another node keeps verifying).
+    pub signing_key_cache_ttl_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://.plugboard/plugboard.db".into(),
+            listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            public_url: "http://127.0.0.1:8080".into(),
+            master_key: None,
+            admin_token: None,
+            log_format: LogFormat::Text,
+            body_limit_bytes: 1024 * 1024,
+            metadata: MetadataLimits::default(),
+            last_seen_flush_secs: 5,
+            token_cache_capacity: 100_000,
+            signing_key_cache_ttl_secs: 5,
+        }
+    }
+}
+
+/// A configuration problem, naming the setting and why.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {setting}: {reason}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub reason: String,
+}
+
+fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting: setting.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Top-level keys read from the environment; other `PLUGBOARD_*` variables (such as the
+/// test suite's) are not settings.
+const ENV_KEYS: &[&str] = &[
+    "database_url",
+    "listen",
+    "public_url",
+    "master_key",
+    "admin_token",
+    "log_format",
+    "body_limit_bytes",
+    "metadata",
+    "last_seen_flush_secs",
+    "token_cache_capacity",
+    "signing_key_cache_ttl_secs",
+];
+
+impl Config {
+    /// Loads defaults ← `file` ← environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(invalid(
+                    "--config",
+                    format!("{} does not exist", path.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let env = Env::prefixed("PLUGBOARD_")
+            .filter(|key| {
+                let top = key.as_str().split("__").next().unwrap_or_default();
+                ENV_KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
+            })
+            .split("__");
+        let config: Config = figment.merge(env).extract().map_err(|e| {
+            let setting = e.path.join(".");
+            invalid(
+                if setting.is_empty() {
+                    "config"
+                } else {
+                    &setting
+                },
+                e.kind.to_string(),
+            )
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.database_url.as_str();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return Err(invalid("public_url", "must be an http:// or https:// URL"));
+        }
+        if let Some(key) = &self.master_key {
+            decode_master_key(key)?;
+        }
+        if self
+            .admin_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+        {
+            return Err(invalid("admin_token", "must be at least 16 characters"));
+        }
+        if self.body_limit_bytes < 1024 {
+            return Err(invalid("body_limit_bytes", "must be at least 1024"));
+        }
+        if self.metadata.max_bytes > self.body_limit_bytes {
+            return Err(invalid(
+                "metadata.max_bytes",
+                "must not exceed body_limit_bytes",
+            ));
+        }
+        if self.metadata.max_depth == 0
+            || self.metadata.max_key_chars == 0
+            || self.metadata.max_top_level_keys == 0
+        {
+            return Err(invalid("metadata", "every limit must be at least 1"));
+        }
+        if self.last_seen_flush_secs == 0 {
+            return Err(invalid("last_seen_flush_secs", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// `serve` refuses to start without a master key, so credentials are never stored
+    /// unencrypted.
+    pub fn require_master_key(&self) -> Result<[u8; 32], ConfigError> {
+        let key = self.master_key.as_ref().ok_or_else(|| {
+            invalid(
+                "master_key",
+                "required: set PLUGBOARD_MASTER_KEY to 32 random bytes in base64 (e.g. `openssl rand -base64 32`)",
+            )
+        })?;
+        decode_master_key(key)
+    }
+}
+
+fn decode_master_key(key: &Secret) -> Result<[u8; 32], ConfigError> {
+    let bytes = STANDARD
+        .decode(key.expose().trim())
+        .map_err(|_| invalid("master_key", "must be base64"))?;
+    bytes.try_into().map_err(|b: Vec<u8>| {
+        invalid(
+            "master_key",
+            format!("must be 32 bytes once decoded, not {}", b.len()),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let mut c = Config::default();
+        c.database_url = "mysql://x".into();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("database_url")
+        );
+        let mut c = Config::default();
+        c.master_key = Some(Secret::new("c2hvcnQ="));
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("master_key") && e.contains("32 bytes"), "{e}");
+        assert!(Config::default().require_master_key().is_err());
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "<redacted>");
+    }
+
+    #[test]
+    fn toml_file_is_read_and_unknown_keys_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plugboard.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\n[metadata]\nmax_depth = 4\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.metadata.max_depth, 4);
+        assert_eq!(c.metadata.max_bytes, 64 * 1024);
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let e = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(e.contains("lisen"), "{e}");
+    }
+}

@@ -1,0 +1,99 @@
+//! The Plugboard server as a library: open the store named by the configuration, wire the
+//! services and the HTTP API, and serve on an already-bound listener. The binary and the
+//! test suite both start the server through [`Server::start`].
+
+pub mod config;
+pub mod dev;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use plugboard_api::{ApiSettings, AppState};
+use plugboard_service::{ServiceSettings, Services};
+use plugboard_store::{Store, StoreError};
+use plugboard_store_postgres::PostgresStore;
+use plugboard_store_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+
+/// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`) and applies
+/// migrations.
+pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = Path::new(path.split('?').next().unwrap_or(path));
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Database(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        return Ok(Arc::new(SqliteStore::open_url(url).await?));
+    }
+    Ok(Arc::new(PostgresStore::connect(url).await?))
+}
+
+pub fn service_settings(config: &Config) -> ServiceSettings {
+    ServiceSettings {
+        metadata_limits: config.metadata,
+        token_cache_capacity: config.token_cache_capacity,
+        signing_key_cache_ttl: Duration::from_secs(config.signing_key_cache_ttl_secs),
+    }
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub services: Services,
+    shutdown: watch::Sender<bool>,
+    http: JoinHandle<std::io::Result<()>>,
+    flusher: JoinHandle<()>,
+}
+
+impl Server {
+    /// Serves the API on `listener` over `store` until [`Server::stop`].
+    pub async fn start(
+        config: &Config,
+        store: Arc<dyn Store>,
+        listener: TcpListener,
+    ) -> std::io::Result<Self> {
+        let services = Services::new(store.clone(), service_settings(config));
+        let api_settings = ApiSettings {
+            body_limit_bytes: config.body_limit_bytes,
+            admin_token: config.admin_token.as_ref().map(|t| t.expose().to_owned()),
+        };
+        let router = plugboard_api::router(AppState::new(services.clone(), api_settings));
+        let addr = listener.local_addr()?;
+        let (shutdown, mut stopped) = watch::channel(false);
+        let flusher = services.last_seen.clone().spawn_flusher(
+            store,
+            Duration::from_secs(config.last_seen_flush_secs),
+            shutdown.subscribe(),
+        );
+        let http = tokio::spawn(plugboard_api::serve(listener, router, async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+        Ok(Self {
+            addr,
+            services,
+            shutdown,
+            http,
+            flusher,
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, flushes `lastSeen`.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(true);
+        let served = self.http.await.map_err(std::io::Error::other)?;
+        let _ = self.flusher.await;
+        served
+    }
+}

@@ -1,0 +1,254 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use plugboard::config::{Config, LogFormat, Secret};
+use plugboard::dev::{self, DevPaths};
+use plugboard::{Server, open_store, service_settings};
+use plugboard_core::ProjectId;
+use plugboard_service::Services;
+use tokio::net::TcpListener;
+
+/// Plugboard: an embedded integration platform.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log as text or JSON lines (overrides the `log_format` setting).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run locally on SQLite under ./.plugboard with a ready demo project.
+    Dev {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Where the dev database, keys and state live.
+        #[arg(long, default_value = ".plugboard")]
+        dir: PathBuf,
+    },
+    /// Run the server from a configuration file and PLUGBOARD_* variables.
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Manage projects.
+    Project {
+        #[command(subcommand)]
+        command: ProjectCommand,
+    },
+    /// Print a user token signed with a project's private key.
+    Token {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        user: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+        /// The private key (PEM). Defaults to the dev project's key.
+        #[arg(long, default_value = ".plugboard/demo-signing-key.pem")]
+        key: PathBuf,
+        /// The signing key id to put in the header (`kid`).
+        #[arg(long)]
+        kid: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectCommand {
+    /// Create a project; prints its id, a secret key and where the private key was written.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Register this RSA public key (PEM) instead of generating a key pair.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// Where to write a generated private key (default: ./<projectId>-signing-key.pem).
+        #[arg(long)]
+        key_out: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("cannot start the async runtime");
+    if let Err(e) = runtime.block_on(run(cli)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Config {
+    Config::load(path).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2);
+    })
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Dev { listen, dir } => {
+            let mut config = load_config(None);
+            init_logging(cli.log_format.unwrap_or(config.log_format));
+            run_dev(&mut config, listen, DevPaths::new(dir)).await
+        }
+        Command::Serve { config } => {
+            let config = load_config(config.as_deref());
+            init_logging(cli.log_format.unwrap_or(config.log_format));
+            if let Err(e) = config.require_master_key() {
+                eprintln!("{e}");
+                std::process::exit(2);
+            }
+            let store = open_store(&config.database_url)
+                .await
+                .context("cannot open the database")?;
+            serve_until_signal(&config, store).await
+        }
+        Command::Migrate { config } => {
+            let config = load_config(config.as_deref());
+            init_logging(cli.log_format.unwrap_or(config.log_format));
+            open_store(&config.database_url)
+                .await
+                .context("migration failed")?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Project {
+            command:
+                ProjectCommand::Create {
+                    name,
+                    public_key,
+                    key_out,
+                    config,
+                },
+        } => {
+            let config = load_config(config.as_deref());
+            create_project(&config, &name, public_key.as_deref(), key_out).await
+        }
+        Command::Token {
+            project,
+            user,
+            ttl,
+            key,
+            kid,
+        } => {
+            let project =
+                ProjectId::parse(&project).context("--project must be a project id (UUID)")?;
+            let pem = std::fs::read_to_string(&key)
+                .with_context(|| format!("cannot read {}", key.display()))?;
+            println!(
+                "{}",
+                dev::user_token(&pem, kid.as_deref(), project, &user, ttl)?
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn run_dev(config: &mut Config, listen: SocketAddr, paths: DevPaths) -> anyhow::Result<()> {
+    let (admin_token, master_key) = dev::load_or_init_secrets(&paths)?;
+    config.database_url = paths.database_url();
+    config.listen = listen;
+    config.public_url = format!("http://{listen}");
+    config.admin_token = Some(Secret::new(admin_token.clone()));
+    config.master_key = Some(Secret::new(master_key.clone()));
+    let store = open_store(&config.database_url)
+        .await
+        .context("cannot open the dev database")?;
+    let services = Services::new(store.clone(), service_settings(config));
+    let state = dev::ensure_demo(&services, &paths, &admin_token, &master_key).await?;
+    let pem = std::fs::read_to_string(paths.private_key())?;
+    let kid = state.signing_key_id.to_string();
+    let token = dev::user_token(&pem, Some(&kid), state.project_id, dev::DEMO_USER, 3600)?;
+    println!(
+        "{}",
+        dev::welcome(&config.public_url, &state, &token, &paths.private_key())
+    );
+    serve_until_signal(config, store).await
+}
+
+async fn serve_until_signal(
+    config: &Config,
+    store: std::sync::Arc<dyn plugboard_store::Store>,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let server = Server::start(config, store, listener).await?;
+    tracing::info!(address = %server.addr, "plugboard is listening");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.stop().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("cannot listen for SIGTERM");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn create_project(
+    config: &Config,
+    name: &str,
+    public_key: Option<&Path>,
+    key_out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let public_pem = public_key
+        .map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display())))
+        .transpose()?;
+    let store = open_store(&config.database_url)
+        .await
+        .context("cannot open the database")?;
+    let services = Services::new(store, service_settings(config));
+    let created = services
+        .projects
+        .create(name, public_pem.as_deref())
+        .await?;
+    let key_path = match &created.signing_key.private_pem {
+        Some(pem) => {
+            let path = key_out.unwrap_or_else(|| {
+                PathBuf::from(format!("{}-signing-key.pem", created.project.id))
+            });
+            dev::write_private(&path, pem)?;
+            Some(path)
+        }
+        None => None,
+    };
+    let out = serde_json::json!({
+        "projectId": created.project.id,
+        "name": created.project.name,
+        "secretKey": created.secret_key,
+        "signingKeyId": created.signing_key.record.id,
+        "privateKeyPath": key_path,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
