@@ -67,6 +67,10 @@ pub struct Config {
     /// How long a project's signing keys are cached, in seconds (bounds how long a key
     /// revoked on another node keeps verifying).
     pub signing_key_cache_ttl_secs: u64,
+    /// How long SDK calls may use a user cached in memory, in milliseconds; 0 disables
+    /// the cache. Unset: 60 000 on SQLite (one node, every write goes through it), off on
+    /// PostgreSQL (other nodes' writes would show only after this long).
+    pub user_cache_ttl_ms: Option<u64>,
 }
 
 impl Default for Config {
@@ -83,6 +87,7 @@ impl Default for Config {
             last_seen_flush_secs: 5,
             token_cache_capacity: 100_000,
             signing_key_cache_ttl_secs: 5,
+            user_cache_ttl_ms: None,
         }
     }
 }
@@ -116,6 +121,7 @@ const ENV_KEYS: &[&str] = &[
     "last_seen_flush_secs",
     "token_cache_capacity",
     "signing_key_cache_ttl_secs",
+    "user_cache_ttl_ms",
 ];
 
 impl Config {
@@ -195,6 +201,19 @@ impl Config {
             return Err(invalid("last_seen_flush_secs", "must be at least 1"));
         }
         Ok(())
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    /// The user cache's lifetime, resolving the backend-dependent default.
+    pub fn user_cache_ttl(&self) -> Option<std::time::Duration> {
+        let default = if self.is_sqlite() { 60_000 } else { 0 };
+        match self.user_cache_ttl_ms.unwrap_or(default) {
+            0 => None,
+            ms => Some(std::time::Duration::from_millis(ms)),
+        }
     }
 
     /// `serve` refuses to start without a master key, so credentials are never stored

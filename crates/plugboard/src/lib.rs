@@ -41,6 +41,8 @@ pub fn service_settings(config: &Config) -> ServiceSettings {
         metadata_limits: config.metadata,
         token_cache_capacity: config.token_cache_capacity,
         signing_key_cache_ttl: Duration::from_secs(config.signing_key_cache_ttl_secs),
+        user_cache_ttl: config.user_cache_ttl(),
+        ..ServiceSettings::default()
     }
 }
 

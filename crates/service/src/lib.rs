@@ -30,6 +30,13 @@ pub struct ServiceSettings {
     /// How long a project's signing keys are cached; a key revoked on another node stops
     /// verifying within this time (at once on the node that revoked it).
     pub signing_key_cache_ttl: Duration,
+    /// How long connected users are cached in memory for SDK calls; `None` disables the
+    /// cache. Writes made through this node update it at once; writes made by another node
+    /// sharing the database show after at most this long, so multi-node deployments keep
+    /// it short or off.
+    pub user_cache_ttl: Option<Duration>,
+    /// How many users the cache holds.
+    pub user_cache_capacity: u64,
 }
 
 impl Default for ServiceSettings {
@@ -38,6 +45,8 @@ impl Default for ServiceSettings {
             metadata_limits: MetadataLimits::default(),
             token_cache_capacity: 100_000,
             signing_key_cache_ttl: Duration::from_secs(5),
+            user_cache_ttl: None,
+            user_cache_capacity: 100_000,
         }
     }
 }
@@ -62,7 +71,7 @@ impl Services {
                 store.clone(),
                 tokens.clone(),
                 last_seen.clone(),
-                settings.metadata_limits,
+                &settings,
             )),
             store,
             tokens,

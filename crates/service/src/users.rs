@@ -10,6 +10,10 @@ use plugboard_core::{
 use plugboard_store::{MetadataWrite, Store, StoreError};
 use serde_json::Value;
 
+use moka::ops::compute::Op;
+use moka::sync::Cache;
+
+use crate::ServiceSettings;
 use crate::error::{ServiceError, ServiceResult};
 use crate::last_seen::LastSeenTracker;
 use crate::projects::not_found_as;
@@ -38,11 +42,15 @@ pub struct UserList {
     pub next_cursor: Option<String>,
 }
 
+type UserKey = (ProjectId, UserId);
+
 pub struct UsersService {
     store: Arc<dyn Store>,
     tokens: Arc<TokenVerifier>,
     last_seen: Arc<LastSeenTracker>,
     limits: MetadataLimits,
+    /// Users recently seen by SDK calls, so a busy user costs no database read per call.
+    cache: Option<Cache<UserKey, Arc<ConnectedUser>>>,
 }
 
 impl UsersService {
@@ -50,13 +58,20 @@ impl UsersService {
         store: Arc<dyn Store>,
         tokens: Arc<TokenVerifier>,
         last_seen: Arc<LastSeenTracker>,
-        limits: MetadataLimits,
+        settings: &ServiceSettings,
     ) -> Self {
+        let cache = settings.user_cache_ttl.map(|ttl| {
+            Cache::builder()
+                .max_capacity(settings.user_cache_capacity)
+                .time_to_live(ttl)
+                .build()
+        });
         Self {
             store,
             tokens,
             last_seen,
-            limits,
+            limits: settings.metadata_limits,
+            cache,
         }
     }
 
@@ -76,19 +91,46 @@ impl UsersService {
             .tokens
             .verify(project, token, now.div_euclid(1000))
             .await?;
-        let user = match self.store.get_user(project, &claims.user_id).await? {
+        let key = (project, claims.user_id);
+        let user = match self.cache.as_ref().and_then(|c| c.get(&key)) {
             Some(user) => user,
             None => {
-                self.store
-                    .ensure_user(project, &claims.user_id, now)
-                    .await?
+                let user = match self.store.get_user(project, &key.1).await? {
+                    Some(user) => user,
+                    None => self.store.ensure_user(project, &key.1, now).await?,
+                };
+                self.remember(&user)
             }
         };
         if user.suspended {
             return Err(ServiceError::UserSuspended);
         }
         self.last_seen.touch(project, &user.user_id, now);
-        Ok(self.with_last_seen(user))
+        Ok(self.with_last_seen(ConnectedUser::clone(&user)))
+    }
+
+    /// Caches `user` unless the cache already holds a newer version of the same row
+    /// (a slow read must not overwrite a later write).
+    fn remember(&self, user: &ConnectedUser) -> Arc<ConnectedUser> {
+        let user = Arc::new(user.clone());
+        if let Some(cache) = &self.cache {
+            let key = (user.project_id, user.user_id.clone());
+            cache.entry(key).and_compute_with(|cached| match cached {
+                Some(entry)
+                    if entry.value().seq == user.seq && entry.value().version >= user.version =>
+                {
+                    Op::Nop
+                }
+                _ => Op::Put(user.clone()),
+            });
+        }
+        user
+    }
+
+    fn forget(&self, project: ProjectId, user: &UserId) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(&(project, user.clone()));
+        }
     }
 
     pub async fn get(&self, project: ProjectId, user: &UserId) -> ServiceResult<ConnectedUser> {
@@ -114,7 +156,10 @@ impl UsersService {
             .create_user(project, user, &meta, now_millis())
             .await
         {
-            Ok(created) => Ok((created, true)),
+            Ok(created) => {
+                self.remember(&created);
+                Ok((created, true))
+            }
             Err(StoreError::Conflict(_)) => {
                 let replaced = self
                     .update_meta(project, user, |_| Ok(meta.clone()))
@@ -174,7 +219,10 @@ impl UsersService {
                 now: now_millis(),
             };
             match self.store.write_metadata(write).await {
-                Ok(updated) => return Ok(self.with_last_seen(updated)),
+                Ok(updated) => {
+                    self.remember(&updated);
+                    return Ok(self.with_last_seen(updated));
+                }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(StoreError::NotFound) => return Err(ServiceError::UserNotFound),
                 Err(e) => return Err(e.into()),
@@ -194,14 +242,14 @@ impl UsersService {
             .set_suspended(project, user, suspended, now_millis())
             .await
             .map_err(not_found_as(ServiceError::UserNotFound))?;
+        self.remember(&user);
         Ok(self.with_last_seen(user))
     }
 
     pub async fn erase(&self, project: ProjectId, user: &UserId) -> ServiceResult<ErasedCounts> {
-        self.store
-            .delete_user(project, user)
-            .await
-            .map_err(not_found_as(ServiceError::UserNotFound))
+        let erased = self.store.delete_user(project, user).await;
+        self.forget(project, user);
+        erased.map_err(not_found_as(ServiceError::UserNotFound))
     }
 
     pub async fn list(&self, project: ProjectId, query: UserListQuery) -> ServiceResult<UserList> {

@@ -1,0 +1,16 @@
+//! The foundation's end-to-end suite: a real server on a loopback port, driven over HTTP,
+//! each test once on SQLite (`…::sqlite::…`) and once on PostgreSQL (`…::postgres::…`,
+//! needs `PLUGBOARD_TEST_DATABASE_URL`).
+
+#[macro_use]
+#[path = "../common/mod.rs"]
+mod common;
+
+mod isolation;
+mod keys;
+mod limits;
+mod metadata;
+mod ops;
+mod search;
+mod tokens;
+mod users;

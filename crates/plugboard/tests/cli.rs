@@ -1,0 +1,366 @@
+//! The `plugboard` binary end to end: `project create`, `token`, `serve` (with its exit
+//! codes and graceful SIGTERM) and `dev`.
+
+#[macro_use]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use plugboard_core::{ProjectId, UserId};
+use serde_json::{Value, json};
+
+use common::*;
+
+/// `plugboard <args>` in `dir`, with no `PLUGBOARD_*` setting inherited from the caller.
+fn plugboard(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(plugboard_bin());
+    command.current_dir(dir).args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PLUGBOARD_") {
+            command.env_remove(key);
+        }
+    }
+    command.env_remove("RUST_LOG");
+    command
+}
+
+/// Runs to completion; asserts success and returns stdout.
+fn run_ok(command: &mut Command) -> String {
+    let out = command.output().expect("running plugboard");
+    assert!(
+        out.status.success(),
+        "{command:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn master_key() -> String {
+    base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes().repeat(2))
+}
+
+/// A child process that is killed if the test ends before it does.
+struct Running {
+    child: std::process::Child,
+    stderr_log: std::path::PathBuf,
+}
+
+impl Running {
+    fn spawn(mut command: Command, stderr_log: std::path::PathBuf) -> Self {
+        let log = std::fs::File::create(&stderr_log).unwrap();
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        let child = command.spawn().expect("starting plugboard");
+        Self { child, stderr_log }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (at most `within`) for the exit.
+    async fn terminate(&mut self, within: Duration) -> ExitStatus {
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no exit within {within:?} of SIGTERM; stderr:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stdout lines, read on a thread so a slow child never blocks the test.
+    fn stdout_lines(&mut self) -> mpsc::Receiver<String> {
+        let stdout = self.child.stdout.take().expect("stdout is piped");
+        let (send, receive) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        receive
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Polls `GET {base}/healthz` until it answers 200 (at most 30 s).
+async fn wait_until_healthy(base: &str, running: &mut Running) {
+    let client = http_client();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(response) = client.get(format!("{base}/healthz")).send().await
+            && response.status() == 200
+        {
+            return;
+        }
+        if let Some(status) = running.child.try_wait().unwrap() {
+            panic!(
+                "plugboard exited ({status}) before it was healthy:\n{}",
+                running.stderr()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not healthy within 30 s:\n{}",
+            running.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn call(request: reqwest::RequestBuilder) -> Answer {
+    answer(request).await
+}
+
+backend_tests! {
+    async fn project_create_token_and_serve_round_trip(backend) {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = backend.fresh_database_url(dir.path()).await;
+        let key_path = dir.path().join("key.pem");
+        let created = run_ok(
+            plugboard(dir.path(), &["project", "create", "--name", "e2e", "--key-out", key_path.to_str().unwrap()])
+                .env("PLUGBOARD_DATABASE_URL", &database_url),
+        );
+        let created: Value = serde_json::from_str(&created).expect("project create prints JSON");
+        let pid = created["projectId"].as_str().unwrap().to_owned();
+        let secret = created["secretKey"].as_str().unwrap().to_owned();
+        assert_eq!(created["name"], json!("e2e"));
+        assert_eq!(created["privateKeyPath"], json!(key_path.to_str().unwrap()));
+        let mode = std::fs::metadata(&key_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the private key is readable by its owner only");
+
+        let token = run_ok(&mut plugboard(
+            dir.path(),
+            &["token", "--project", &pid, "--user", "cli-user", "--key", key_path.to_str().unwrap()],
+        ));
+        let token = token.trim().to_owned();
+        assert_eq!(token.split('.').count(), 3, "{token}");
+
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut serve = plugboard(dir.path(), &["serve"]);
+        serve
+            .env("PLUGBOARD_DATABASE_URL", &database_url)
+            .env("PLUGBOARD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("PLUGBOARD_MASTER_KEY", master_key());
+        let mut server = Running::spawn(serve, dir.path().join("serve.log"));
+        wait_until_healthy(&base, &mut server).await;
+
+        let client = http_client();
+        let me_url = format!("{base}/projects/{pid}/sdk/me");
+        let me = call(client.get(&me_url).bearer_auth(&token)).await;
+        me.assert_status(200);
+        assert_eq!(me.body["userId"], json!("cli-user"));
+        let patched = call(client.patch(&me_url).bearer_auth(&token).json(&json!({"meta": {"plan": "pro"}}))).await;
+        patched.assert_status(200);
+        assert_eq!(patched.body["meta"], json!({"plan": "pro"}));
+        let user = call(client.get(format!("{base}/api/v1/projects/{pid}/users/cli-user")).bearer_auth(&secret)).await;
+        user.assert_status(200);
+        assert_eq!(user.body["meta"], json!({"plan": "pro"}));
+
+        let status = server.terminate(Duration::from_secs(10)).await;
+        assert!(status.success(), "exit after SIGTERM: {status}; stderr:\n{}", server.stderr());
+        // Shutting down flushed the user's lastSeen to the database.
+        let store = plugboard::open_store(&database_url).await.unwrap();
+        let stored = store
+            .get_user(ProjectId::parse(&pid).unwrap(), &UserId::parse("cli-user").unwrap())
+            .await
+            .unwrap()
+            .expect("the user is stored");
+        assert!(stored.last_seen_at.is_some(), "lastSeen flushed on shutdown");
+    }
+
+    async fn serve_refuses_to_start_without_a_master_key(backend) {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = backend.fresh_database_url(dir.path()).await;
+        let out = plugboard(dir.path(), &["serve"])
+            .env("PLUGBOARD_DATABASE_URL", &database_url)
+            .env("PLUGBOARD_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one line on stderr: {stderr}");
+        assert!(lines[0].contains("master_key"), "{stderr}");
+        // A malformed one is refused the same way.
+        let out = plugboard(dir.path(), &["serve"])
+            .env("PLUGBOARD_DATABASE_URL", &database_url)
+            .env("PLUGBOARD_MASTER_KEY", "c2hvcnQ=")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("master_key"), "{out:?}");
+    }
+}
+
+/// What `plugboard dev` printed: the project, the token and the three sample requests.
+struct Welcome {
+    project_id: String,
+    token: String,
+    secret: String,
+    /// (URL, body) of each `curl`, in order.
+    curls: Vec<(String, Option<Value>)>,
+}
+
+/// Reads the welcome text up to its third `curl` (at most 60 s).
+fn read_welcome(lines: &mpsc::Receiver<String>, running: &Running) -> Welcome {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut text = Vec::new();
+    while !text.iter().any(|l: &String| l.contains("PB_SECRET\"")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => text.push(line),
+            Err(_) => panic!(
+                "no complete welcome within 60 s: {text:?}\n{}",
+                running.stderr()
+            ),
+        }
+    }
+    let field = |prefix: &str| {
+        text.iter()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("`{prefix}` in {text:?}"))
+            .trim()
+            .to_owned()
+    };
+    let mut curls = Vec::new();
+    for (i, line) in text.iter().enumerate() {
+        let Some(rest) = line.trim().strip_prefix("curl -s ") else {
+            continue;
+        };
+        let url = rest
+            .split_whitespace()
+            .find(|w| w.trim_matches('"').starts_with("http"))
+            .unwrap()
+            .trim_matches('"')
+            .to_owned();
+        let body = text.get(i + 1).and_then(|next| {
+            let start = next.find("-d '")? + 4;
+            let end = next.rfind('\'')?;
+            Some(serde_json::from_str(&next[start..end]).expect("curl -d carries JSON"))
+        });
+        curls.push((url, body));
+    }
+    assert_eq!(curls.len(), 3, "{text:?}");
+    Welcome {
+        project_id: field("project id"),
+        token: field("PB_TOKEN="),
+        secret: field("PB_SECRET="),
+        curls,
+    }
+}
+
+/// Starts `plugboard dev` on a free port over `state_dir`; returns it with its welcome.
+async fn start_dev(work: &Path, state_dir: &Path, log: &str) -> (Running, Welcome) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let command = plugboard(
+        work,
+        &[
+            "dev",
+            "--listen",
+            &listen,
+            "--dir",
+            state_dir.to_str().unwrap(),
+        ],
+    );
+    let mut dev = Running::spawn(command, work.join(log));
+    let lines = dev.stdout_lines();
+    let welcome = read_welcome(&lines, &dev);
+    wait_until_healthy(&format!("http://{listen}"), &mut dev).await;
+    (dev, welcome)
+}
+
+/// `dev` runs on SQLite only, by design.
+mod dev {
+    mod sqlite {
+        use super::super::*;
+
+        #[tokio::test]
+        async fn dev_prints_working_requests_and_keeps_its_project() {
+            let work = tempfile::tempdir().unwrap();
+            let state_dir = work.path().join(".plugboard");
+            let (mut dev, welcome) = start_dev(work.path(), &state_dir, "dev1.log").await;
+            assert!(
+                ProjectId::parse(&welcome.project_id).is_ok(),
+                "{}",
+                welcome.project_id
+            );
+            let client = http_client();
+
+            // 1. the connected user, with the printed token
+            let (me_url, _) = &welcome.curls[0];
+            assert!(me_url.contains(&welcome.project_id), "{me_url}");
+            let me = call(client.get(me_url).bearer_auth(&welcome.token)).await;
+            me.assert_status(200);
+            assert_eq!(me.body["userId"], json!("demo-user"));
+            // 2. metadata through the SDK
+            let (patch_url, body) = &welcome.curls[1];
+            let body = body.as_ref().expect("curl #2 has a body");
+            let patched = call(
+                client
+                    .patch(patch_url)
+                    .bearer_auth(&welcome.token)
+                    .json(body),
+            )
+            .await;
+            patched.assert_status(200);
+            assert_eq!(patched.body["meta"]["Email"], json!("john@bookface.com"));
+            // 3. the user found by metadata, with the printed secret key
+            let (search_url, _) = &welcome.curls[2];
+            let found = call(client.get(search_url).bearer_auth(&welcome.secret)).await;
+            found.assert_status(200);
+            assert_eq!(user_ids(&found.body), vec!["demo-user"]);
+
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&state_dir), 0o700);
+            assert_eq!(mode(&state_dir.join("demo.json")), 0o600);
+            assert_eq!(mode(&state_dir.join("demo-signing-key.pem")), 0o600);
+            let status = dev.terminate(Duration::from_secs(10)).await;
+            assert!(status.success(), "{status}: {}", dev.stderr());
+
+            // A restart reuses the project, its keys and its data.
+            let (mut again, second) = start_dev(work.path(), &state_dir, "dev2.log").await;
+            assert_eq!(second.project_id, welcome.project_id);
+            assert_eq!(second.secret, welcome.secret);
+            let found = call(client.get(&second.curls[2].0).bearer_auth(&second.secret)).await;
+            assert_eq!(user_ids(&found.body), vec!["demo-user"]);
+            // The old token still verifies: the signing key was kept.
+            let me = call(client.get(&second.curls[0].0).bearer_auth(&welcome.token)).await;
+            me.assert_status(200);
+            let status = again.terminate(Duration::from_secs(10)).await;
+            assert!(status.success(), "{status}: {}", again.stderr());
+        }
+    }
+}
