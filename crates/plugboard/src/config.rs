@@ -252,16 +252,20 @@ mod tests {
 
     #[test]
     fn bad_settings_are_named() {
-        let mut c = Config::default();
-        c.database_url = "mysql://x".into();
+        let c = Config {
+            database_url: "mysql://x".into(),
+            ..Config::default()
+        };
         assert!(
             c.validate()
                 .unwrap_err()
                 .to_string()
                 .contains("database_url")
         );
-        let mut c = Config::default();
-        c.master_key = Some(Secret::new("c2hvcnQ="));
+        let c = Config {
+            master_key: Some(Secret::new("c2hvcnQ=")),
+            ..Config::default()
+        };
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("master_key") && e.contains("32 bytes"), "{e}");
         assert!(Config::default().require_master_key().is_err());

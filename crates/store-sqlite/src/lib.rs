@@ -223,6 +223,27 @@ fn push_list_users(query: &mut QueryBuilder<Sqlite>, project: ProjectId, filter:
 }
 
 impl SqliteStore {
+    /// Runs a `SET revoked_at` statement; `NotFound` when no unrevoked key matched.
+    async fn revoke(
+        &self,
+        sql: &'static str,
+        project: ProjectId,
+        id: Uuid,
+        at: UnixMillis,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(sql)
+            .bind(at)
+            .bind(project.to_string())
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     async fn fetch_user(
         &self,
         project: ProjectId,
@@ -377,18 +398,13 @@ impl Store for SqliteStore {
         id: Uuid,
         at: UnixMillis,
     ) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE signing_keys SET revoked_at = ? WHERE project_id = ? AND id = ? AND revoked_at IS NULL")
-            .bind(at)
-            .bind(project.to_string())
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        self.revoke(
+            "UPDATE signing_keys SET revoked_at = ? WHERE project_id = ? AND id = ? AND revoked_at IS NULL",
+            project,
+            id,
+            at,
+        )
+        .await
     }
 
     async fn insert_secret_key(&self, key: &SecretKeyRecord) -> StoreResult<()> {
@@ -431,18 +447,13 @@ impl Store for SqliteStore {
         id: Uuid,
         at: UnixMillis,
     ) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE secret_keys SET revoked_at = ? WHERE project_id = ? AND id = ? AND revoked_at IS NULL")
-            .bind(at)
-            .bind(project.to_string())
-            .bind(id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        self.revoke(
+            "UPDATE secret_keys SET revoked_at = ? WHERE project_id = ? AND id = ? AND revoked_at IS NULL",
+            project,
+            id,
+            at,
+        )
+        .await
     }
 
     async fn get_user(
