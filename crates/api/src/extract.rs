@@ -34,19 +34,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 ApiError::bad_request("invalid_body", rejection.body_text())
             }
         })?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            if e.is_data() {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_body",
-                    e.to_string(),
-                )
-            } else {
-                ApiError::bad_request(
-                    "invalid_json",
-                    format!("request body is not valid JSON: {e}"),
-                )
-            }
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_json",
+                format!("request body is not valid JSON: {e}"),
+            )
+        })?;
+        // Every body of this API is an object; serde would otherwise read arrays as structs.
+        if !value.is_object() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                "request body must be a JSON object",
+            ));
+        }
+        serde_json::from_value(value).map(JsonBody).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                e.to_string(),
+            )
         })
     }
 }

@@ -81,7 +81,9 @@ pub fn router(state: AppState) -> Router {
         .merge(management::router())
         .merge(ops::router())
         .fallback(ops::route_not_found)
-        .method_not_allowed_fallback(ops::method_not_allowed)
+        // Not `method_not_allowed_fallback`: it would replace the per-route fallbacks that
+        // the SDK routes' CORS layer wraps, and browsers' preflight requests would fail.
+        .layer(axum::middleware::map_response(ops::json_method_not_allowed))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

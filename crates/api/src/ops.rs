@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -74,10 +74,20 @@ pub async fn route_not_found(uri: Uri) -> ApiError {
     )
 }
 
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(
+/// Gives axum's bodiless 405 answers the JSON error shape (keeping their `Allow` header).
+pub async fn json_method_not_allowed(response: Response) -> Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let mut json = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "this route does not accept that method",
     )
+    .into_response();
+    if let Some(allow) = allow {
+        json.headers_mut().insert(header::ALLOW, allow);
+    }
+    json
 }

@@ -145,7 +145,7 @@ async fn call(request: reqwest::RequestBuilder) -> Answer {
 backend_tests! {
     async fn project_create_token_and_serve_round_trip(backend) {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = backend.fresh_database_url(dir.path()).await;
+        let database_url = backend.fresh_store(dir.path()).await.0;
         let key_path = dir.path().join("key.pem");
         let created = run_ok(
             plugboard(dir.path(), &["project", "create", "--name", "e2e", "--key-out", key_path.to_str().unwrap()])
@@ -202,7 +202,7 @@ backend_tests! {
 
     async fn serve_refuses_to_start_without_a_master_key(backend) {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = backend.fresh_database_url(dir.path()).await;
+        let database_url = backend.fresh_store(dir.path()).await.0;
         let out = plugboard(dir.path(), &["serve"])
             .env("PLUGBOARD_DATABASE_URL", &database_url)
             .env("PLUGBOARD_LISTEN", format!("127.0.0.1:{}", free_port()))

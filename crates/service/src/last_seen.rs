@@ -25,6 +25,13 @@ impl LastSeenTracker {
         }
     }
 
+    /// Drops what was recorded for an erased user, so a user re-created under the same id
+    /// does not inherit it.
+    pub fn forget(&self, project: ProjectId, user: &UserId) {
+        let mut pending = self.pending.lock().expect("last-seen lock poisoned");
+        pending.remove(&(project, user.clone()));
+    }
+
     /// A time recorded here but not flushed yet.
     pub fn peek(&self, project: ProjectId, user: &UserId) -> Option<UnixMillis> {
         let pending = self.pending.lock().expect("last-seen lock poisoned");

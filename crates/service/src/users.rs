@@ -249,6 +249,7 @@ impl UsersService {
     pub async fn erase(&self, project: ProjectId, user: &UserId) -> ServiceResult<ErasedCounts> {
         let erased = self.store.delete_user(project, user).await;
         self.forget(project, user);
+        self.last_seen.forget(project, user);
         erased.map_err(not_found_as(ServiceError::UserNotFound))
     }
 

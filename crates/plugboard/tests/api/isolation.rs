@@ -116,4 +116,23 @@ backend_tests! {
             .await
             .assert_error(404, "project_not_found");
     }
+
+    async fn keys_of_another_project_cannot_be_revoked(backend) {
+        let app = TestApp::spawn(backend).await;
+        let a = app.create_project().await;
+        let b = app.create_project().await;
+        // A's secret key, B's key ids, on A's URLs.
+        app.revoke_signing_key(&a, &b.signing_key_id).await.assert_error(404, "key_not_found");
+        let b_keys = app.list_secret_keys(&b).await;
+        let b_secret_id = b_keys.body["data"][0]["id"].as_str().unwrap().to_owned();
+        app.revoke_secret_key(&a, &b_secret_id).await.assert_error(404, "key_not_found");
+        // B is untouched, and A lists only its own keys.
+        app.get_me(&b, &b.token("u1")).await.assert_status(200);
+        app.list_users(&b, &[]).await.assert_status(200);
+        let a_signing = app.list_signing_keys(&a).await;
+        let ids: Vec<&str> = a_signing.body["data"].as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, vec![a.signing_key_id.as_str()]);
+        let a_secret = app.list_secret_keys(&a).await;
+        assert!(!a_secret.text.contains(&b_secret_id), "{}", a_secret.text);
+    }
 }

@@ -182,9 +182,9 @@ backend_tests! {
             mgmt(Method::PUT, &user, not_object).await.assert_error(422, "metadata_not_object");
         }
         for whole in ["5", "[1]", "null", r#""x""#] {
-            mgmt(Method::PUT, &meta, whole).await.assert_error(422, "metadata_not_object");
+            mgmt(Method::PUT, &meta, whole).await.assert_error(422, "invalid_body");
         }
-        for wrong in [r#"{"meta": {}, "extra": 1}"#, "5", r#""meta""#] {
+        for wrong in [r#"{"meta": {}, "extra": 1}"#, "5", r#""meta""#, r#"[{"a": 1}]"#] {
             sdk(wrong).await.assert_error(422, "invalid_body");
             mgmt(Method::PATCH, &user, wrong).await.assert_error(422, "invalid_body");
         }
@@ -224,6 +224,18 @@ backend_tests! {
         // The bounds themselves are fine.
         assert_eq!(app.list_user_ids(&p, &[("limit", "500")]).await, vec!["u1"]);
         assert_eq!(app.list_user_ids(&p, &[("limit", "1")]).await, vec!["u1"]);
+    }
+
+    async fn user_ids_in_paths_are_validated(backend) {
+        let app = TestApp::spawn(backend).await;
+        let p = app.create_project().await;
+        for bad in ["u".repeat(257), "line\nbreak".to_owned(), "tab\there".to_owned()] {
+            app.get_user(&p, &bad).await.assert_error(400, "invalid_user_id");
+            app.put_user(&p, &bad, json!({})).await.assert_error(400, "invalid_user_id");
+        }
+        let longest = "u".repeat(256);
+        app.put_user(&p, &longest, json!({})).await.assert_status(201);
+        app.get_user(&p, &longest).await.assert_status(200);
     }
 
     async fn unknown_routes_and_methods_answer_json(backend) {

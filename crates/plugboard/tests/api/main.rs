@@ -6,10 +6,12 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod concurrency;
 mod isolation;
 mod keys;
 mod limits;
 mod metadata;
+mod nodes;
 mod ops;
 mod search;
 mod tokens;

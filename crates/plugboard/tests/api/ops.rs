@@ -9,7 +9,6 @@ const REQUESTED_HEADERS: &str =
     "authorization,content-type,x-paragon-sdk-version,x-paragon-credential";
 
 backend_tests! {
-    #[ignore = "server bug: the top-level method_not_allowed_fallback replaces the CORS-wrapped fallback of the SDK routes, so a preflight OPTIONS answers 405 method_not_allowed"]
     async fn cors_preflight_allows_the_sdk_from_any_origin(backend) {
         let app = TestApp::spawn(backend).await;
         let p = app.create_project().await;

@@ -77,6 +77,18 @@ backend_tests! {
         assert_eq!(q("alice-12").await, ids(&[]));
         // An empty q filters nothing.
         assert_eq!(q("").await.len(), users.len());
+        // The searched Name and Email follow every kind of metadata write.
+        app.patch_user(&p, "bob", json!({"name": "Robert", "email": "rob@x.io"})).await.assert_status(200);
+        assert_eq!(q("alice c").await, ids(&[]));
+        assert_eq!(q("rober").await, ids(&["bob"]));
+        assert_eq!(q("rob@").await, ids(&["bob"]));
+        app.patch_me(&p, &p.token("bob"), json!({"Name": null})).await.assert_status(200);
+        assert_eq!(q("rober").await, ids(&[]));
+        app.put_meta(&p, "bob", json!({"Name": "Zelda"})).await.assert_status(200);
+        assert_eq!(q("rob@").await, ids(&[]));
+        assert_eq!(q("zel").await, ids(&["bob"]));
+        app.put_user(&p, "bob", json!({})).await.assert_status(200);
+        assert_eq!(q("zel").await, ids(&[]));
     }
 
     async fn meta_filters_match_scalars_exactly(backend) {

@@ -270,4 +270,35 @@ backend_tests! {
                 .assert_error(422, "invalid_public_key");
         }
     }
+
+    async fn cached_token_stops_working_when_it_expires(backend) {
+        let app = TestApp::spawn(backend).await;
+        let p = app.create_project().await;
+        let mut c = claims(&p.id, "u1");
+        c["exp"] = json!(now_secs() + 2);
+        let token = p.token_with(&c);
+        app.get_me(&p, &token).await.assert_status(200);
+        // Verified once, then served from the cache: it must still expire on time.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let me = app.get_me(&p, &token).await;
+            if me.status == 401 {
+                me.assert_error(401, "token_expired");
+                break;
+            }
+            me.assert_status(200);
+            assert!(std::time::Instant::now() < deadline, "the token outlived its exp");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn bearer_scheme_is_case_insensitive(backend) {
+        let app = TestApp::spawn(backend).await;
+        let p = app.create_project().await;
+        let url = app.url(&format!("/projects/{}/sdk/me", p.id));
+        for scheme in ["bearer", "BEARER", "Bearer"] {
+            let request = app.client.get(&url).header("authorization", format!("{scheme} {}", p.token("u1")));
+            answer(request).await.assert_status(200);
+        }
+    }
 }

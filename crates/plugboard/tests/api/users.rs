@@ -199,7 +199,6 @@ backend_tests! {
         assert_eq!(app.list_user_ids(&p, &[]).await, none);
     }
 
-    #[ignore = "server bug: erasing a user leaves its pending lastSeen in memory; a user later created under the same id shows (and gets flushed) that old lastSeen"]
     async fn user_recreated_after_erasure_has_no_last_seen(backend) {
         // No background flush during the test: the pending time stays in memory.
         let config = plugboard::config::Config { last_seen_flush_secs: 3600, ..test_config() };

@@ -67,28 +67,24 @@ pub fn postgres_url() -> String {
 }
 
 impl Backend {
-    /// A fresh, migrated database: a new SQLite file in `dir`, or a new PostgreSQL schema.
-    pub async fn fresh_store(self, dir: &Path) -> Arc<dyn Store> {
+    /// A fresh, migrated database: a new SQLite file in `dir`, or a new PostgreSQL
+    /// schema. Returns it with a URL that opens it (for PostgreSQL, with `search_path`
+    /// set to the schema), which the `plugboard` binary can use too.
+    pub async fn fresh_store(self, dir: &Path) -> (String, Arc<dyn Store>) {
         match self {
             Backend::Sqlite => {
-                plugboard::open_store(&format!("sqlite://{}", dir.join("pb.db").display()))
+                let url = format!("sqlite://{}", dir.join("pb.db").display());
+                let store = plugboard::open_store(&url)
                     .await
-                    .expect("opening a fresh SQLite database")
+                    .expect("opening a fresh SQLite database");
+                (url, store)
             }
-            Backend::Postgres => Arc::new(Self::fresh_schema().await.1),
-        }
-    }
-
-    /// A database URL the `plugboard` binary can open: a new SQLite file in `dir`, or the
-    /// test server with `search_path` set to a new, migrated schema.
-    pub async fn fresh_database_url(self, dir: &Path) -> String {
-        match self {
-            Backend::Sqlite => format!("sqlite://{}", dir.join("pb.db").display()),
             Backend::Postgres => {
-                let (schema, _store) = Self::fresh_schema().await;
+                let (schema, store) = Self::fresh_schema().await;
                 let url = postgres_url();
                 let sep = if url.contains('?') { '&' } else { '?' };
-                format!("{url}{sep}options%5Bsearch_path%5D={schema}")
+                let url = format!("{url}{sep}options%5Bsearch_path%5D={schema}");
+                (url, Arc::new(store))
             }
         }
     }
@@ -266,6 +262,7 @@ pub struct TestApp {
     pub admin_token: String,
     pub client: reqwest::Client,
     projects_created: AtomicUsize,
+    pub database_url: String,
     _dir: TempDir,
 }
 
@@ -308,9 +305,23 @@ impl TestApp {
     }
 
     /// Like [`spawn`](Self::spawn) with this configuration (it must set an admin token).
-    pub async fn spawn_with(backend: Backend, config: Config) -> Self {
+    /// `config.database_url` is set to the fresh database's, so backend-dependent
+    /// defaults (such as the user cache) are those of that backend.
+    pub async fn spawn_with(backend: Backend, mut config: Config) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = backend.fresh_store(dir.path()).await;
+        let (url, store) = backend.fresh_store(dir.path()).await;
+        config.database_url = url;
+        Self::start(config, store, dir).await
+    }
+
+    /// A second node: another server over this one's database, with its own caches.
+    pub async fn sibling(&self, mut config: Config) -> TestApp {
+        config.database_url = self.database_url.clone();
+        config.admin_token = Some(Secret::new(self.admin_token.clone()));
+        Self::start(config, self.store.clone(), tempfile::tempdir().unwrap()).await
+    }
+
+    async fn start(config: Config, store: Arc<dyn Store>, dir: TempDir) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = Server::start(&config, store.clone(), listener)
             .await
@@ -325,6 +336,7 @@ impl TestApp {
                 .unwrap_or_default(),
             client: http_client(),
             projects_created: AtomicUsize::new(0),
+            database_url: config.database_url.clone(),
             _dir: dir,
         }
     }
