@@ -4,12 +4,17 @@
 //! carried as these types afterwards, so the rest of the code never re-validates them.
 
 pub mod ids;
+pub mod integration;
 pub mod metadata;
 pub mod project;
 pub mod token;
 pub mod user;
 
 pub use ids::{IdError, ProjectId, UserId};
+pub use integration::{
+    Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations,
+    IntegrationKey, ProjectIntegration,
+};
 pub use metadata::{Metadata, MetadataError, MetadataLimits};
 pub use project::{Project, SecretKeyRecord, SigningKeyRecord};
 pub use token::{TokenClaims, TokenError};
