@@ -22,8 +22,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use plugboard_service::Services;
 use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
 
 /// HTTP-level settings.
 #[derive(Clone)]
@@ -32,6 +34,8 @@ pub struct ApiSettings {
     pub body_limit_bytes: usize,
     /// The admin token that may create projects; `None` disables admin calls.
     pub admin_token: Option<String>,
+    /// Longest time a request may take before it is answered 408 `request_timeout`.
+    pub request_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for ApiSettings {
@@ -51,6 +55,7 @@ impl Default for ApiSettings {
         Self {
             body_limit_bytes: 1024 * 1024,
             admin_token: None,
+            request_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -76,6 +81,7 @@ impl AppState {
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.body_limit_bytes;
+    let timeout = state.settings.request_timeout;
     Router::new()
         .merge(sdk::router())
         .merge(management::router())
@@ -83,7 +89,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(ops::route_not_found)
         // Not `method_not_allowed_fallback`: it would replace the per-route fallbacks that
         // the SDK routes' CORS layer wraps, and browsers' preflight requests would fail.
-        .layer(axum::middleware::map_response(ops::json_method_not_allowed))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(axum::middleware::map_response(ops::json_bodiless_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -74,20 +74,26 @@ pub async fn route_not_found(uri: Uri) -> ApiError {
     )
 }
 
-/// Gives axum's bodiless 405 answers the JSON error shape (keeping their `Allow` header).
-pub async fn json_method_not_allowed(response: Response) -> Response {
-    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+/// Gives the bodiless errors produced by axum and tower (405 from routing, 408 from the
+/// timeout layer) the JSON error shape, keeping their headers (`Allow`).
+pub async fn json_bodiless_errors(response: Response) -> Response {
+    let (code, message) = match response.status() {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not accept that method",
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            "request_timeout",
+            "the request took too long and was abandoned",
+        ),
+        _ => return response,
+    };
+    if response.headers().contains_key(header::CONTENT_TYPE) {
         return response;
     }
-    let allow = response.headers().get(header::ALLOW).cloned();
-    let mut json = ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this route does not accept that method",
-    )
-    .into_response();
-    if let Some(allow) = allow {
-        json.headers_mut().insert(header::ALLOW, allow);
-    }
-    json
+    let (mut parts, _) = response.into_parts();
+    let json = ApiError::new(parts.status, code, message).into_response();
+    let (json_parts, body) = json.into_parts();
+    parts.headers.extend(json_parts.headers);
+    Response::from_parts(parts, body)
 }

@@ -58,6 +58,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Largest request body, in bytes.
     pub body_limit_bytes: usize,
+    /// Longest a request may take before it is answered 408, in seconds.
+    pub request_timeout_secs: u64,
     /// Bounds on each user's metadata.
     pub metadata: MetadataLimits,
     /// How often in-memory `lastSeen` times are written to the database, in seconds.
@@ -83,6 +85,7 @@ impl Default for Config {
             admin_token: None,
             log_format: LogFormat::Text,
             body_limit_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
             metadata: MetadataLimits::default(),
             last_seen_flush_secs: 5,
             token_cache_capacity: 100_000,
@@ -117,6 +120,7 @@ const ENV_KEYS: &[&str] = &[
     "admin_token",
     "log_format",
     "body_limit_bytes",
+    "request_timeout_secs",
     "metadata",
     "last_seen_flush_secs",
     "token_cache_capacity",
@@ -196,6 +200,9 @@ impl Config {
             || self.metadata.max_top_level_keys == 0
         {
             return Err(invalid("metadata", "every limit must be at least 1"));
+        }
+        if self.request_timeout_secs == 0 {
+            return Err(invalid("request_timeout_secs", "must be at least 1"));
         }
         if self.last_seen_flush_secs == 0 {
             return Err(invalid("last_seen_flush_secs", "must be at least 1"));

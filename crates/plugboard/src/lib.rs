@@ -66,6 +66,7 @@ impl Server {
         let api_settings = ApiSettings {
             body_limit_bytes: config.body_limit_bytes,
             admin_token: config.admin_token.as_ref().map(|t| t.expose().to_owned()),
+            request_timeout: Duration::from_secs(config.request_timeout_secs),
         };
         let router = plugboard_api::router(AppState::new(services.clone(), api_settings));
         let addr = listener.local_addr()?;

@@ -74,6 +74,27 @@ async fn assert_every_write_refused(
 }
 
 backend_tests! {
+    async fn a_stalled_request_is_answered_408_not_left_hanging(backend) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let config = plugboard::config::Config { request_timeout_secs: 1, ..test_config() };
+        let app = TestApp::spawn_with(backend, config).await;
+        let p = app.create_project().await;
+        // Announce a 100-byte body, send 10 bytes, then stall.
+        let mut stream = tokio::net::TcpStream::connect(app.server.addr).await.unwrap();
+        let head = format!(
+            "PATCH /api/v1/projects/{}/users/u1 HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n\
+             content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"meta\": {{",
+            p.id, p.secret_key
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut answer));
+        read.await.expect("the server must answer within its timeout").unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+    }
+
     async fn metadata_over_64_kib_is_metadata_too_large(backend) {
         let app = TestApp::spawn(backend).await;
         let big = sized(64 * 1024 + 1);
