@@ -126,6 +126,8 @@ pub struct ErasedView {
 pub struct ErasedCountsView {
     pub users: u64,
     pub metadata_index_entries: u64,
+    pub credentials: u64,
+    pub configurations: u64,
 }
 
 impl From<ErasedCounts> for ErasedView {
@@ -134,6 +136,8 @@ impl From<ErasedCounts> for ErasedView {
             deleted: ErasedCountsView {
                 users: c.users,
                 metadata_index_entries: c.metadata_index_entries,
+                credentials: c.credentials,
+                configurations: c.configurations,
             },
         }
     }

@@ -45,6 +45,10 @@ pub struct UserPage {
 pub struct ErasedCounts {
     pub users: u64,
     pub metadata_index_entries: u64,
+    /// The user's connected accounts.
+    pub credentials: u64,
+    /// The configurations of those accounts.
+    pub configurations: u64,
 }
 
 /// Lower-cased text used by the case-insensitive prefix search `q`.

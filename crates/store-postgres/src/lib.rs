@@ -8,14 +8,20 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use plugboard_core::{
-    ConnectedUser, ErasedCounts, Metadata, Project, ProjectId, SecretKeyRecord, SigningKeyRecord,
-    UnixMillis, UserFilter, UserId, UserPage,
+    ConnectedUser, Credential, CredentialConfiguration, CredentialStatus,
+    CredentialWithConfigurations, ErasedCounts, IntegrationKey, Metadata, Project, ProjectId,
+    ProjectIntegration, SecretKeyRecord, SigningKeyRecord, UnixMillis, UserFilter, UserId,
+    UserPage,
 };
-use plugboard_store::{LastSeen, MetadataWrite, Store, StoreError, StoreResult};
+use plugboard_store::{
+    CredentialSecretsWrite, LastSeen, MetadataWrite, Store, StoreError, StoreResult,
+};
+use serde_json::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool, QueryBuilder, Row};
 use uuid::Uuid;
 
+mod integrations;
 mod rows;
 mod users;
 
@@ -423,6 +429,8 @@ impl Store for PostgresStore {
         .await
         .map_err(db_err)?;
         let seq = seq.ok_or(StoreError::NotFound)?;
+        let (credentials, configurations) =
+            integrations::delete_user_credentials(&mut tx, seq).await?;
         let index = users::delete_index(&mut tx, seq).await?;
         let deleted = sqlx::query("DELETE FROM users WHERE seq = $1")
             .bind(seq)
@@ -433,6 +441,8 @@ impl Store for PostgresStore {
         Ok(ErasedCounts {
             users: deleted.rows_affected(),
             metadata_index_entries: index,
+            credentials,
+            configurations,
         })
     }
 
@@ -461,5 +471,130 @@ impl Store for PostgresStore {
             return Ok(());
         }
         users::record_last_seen(&self.pool, entries).await
+    }
+
+    async fn upsert_project_integration(
+        &self,
+        integration: &ProjectIntegration,
+    ) -> StoreResult<ProjectIntegration> {
+        integrations::upsert_integration(&self.pool, integration).await
+    }
+
+    async fn list_project_integrations(
+        &self,
+        project: ProjectId,
+    ) -> StoreResult<Vec<ProjectIntegration>> {
+        integrations::list_integrations(&self.pool, project).await
+    }
+
+    async fn get_project_integration(
+        &self,
+        project: ProjectId,
+        key: &IntegrationKey,
+    ) -> StoreResult<Option<ProjectIntegration>> {
+        integrations::get_integration(&self.pool, project, key).await
+    }
+
+    async fn get_project_integration_by_id(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+    ) -> StoreResult<Option<ProjectIntegration>> {
+        integrations::get_integration_by_id(&self.pool, project, id).await
+    }
+
+    async fn insert_credential(
+        &self,
+        credential: &Credential,
+        default_configuration: &CredentialConfiguration,
+    ) -> StoreResult<()> {
+        integrations::insert_credential(&self.pool, credential, default_configuration).await
+    }
+
+    async fn list_credentials(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+    ) -> StoreResult<Vec<CredentialWithConfigurations>> {
+        integrations::list_credentials(&self.pool, project, user).await
+    }
+
+    async fn get_credential(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        credential_id: Uuid,
+    ) -> StoreResult<Option<CredentialWithConfigurations>> {
+        integrations::get_credential(&self.pool, project, user, credential_id).await
+    }
+
+    async fn update_credential_secrets(
+        &self,
+        write: CredentialSecretsWrite<'_>,
+    ) -> StoreResult<Credential> {
+        integrations::update_secrets(&self.pool, write).await
+    }
+
+    async fn set_credential_status(
+        &self,
+        project: ProjectId,
+        credential_id: Uuid,
+        status: CredentialStatus,
+        refresh_failure_count: i32,
+        now: UnixMillis,
+    ) -> StoreResult<Credential> {
+        integrations::set_status(
+            &self.pool,
+            project,
+            credential_id,
+            status,
+            refresh_failure_count,
+            now,
+        )
+        .await
+    }
+
+    async fn update_configuration(
+        &self,
+        project: ProjectId,
+        credential_id: Uuid,
+        configuration_id: Uuid,
+        workflow_settings: Option<Map<String, Value>>,
+        shared_settings: Option<Map<String, Value>>,
+        now: UnixMillis,
+    ) -> StoreResult<CredentialConfiguration> {
+        integrations::update_configuration(
+            &self.pool,
+            project,
+            credential_id,
+            configuration_id,
+            workflow_settings.as_ref(),
+            shared_settings.as_ref(),
+            now,
+        )
+        .await
+    }
+
+    async fn delete_credential(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        credential_id: Uuid,
+    ) -> StoreResult<u64> {
+        integrations::delete_credential(&self.pool, project, user, credential_id).await
+    }
+
+    async fn try_acquire_refresh_lease(
+        &self,
+        credential_id: Uuid,
+        holder: &str,
+        now: UnixMillis,
+        lease_until: UnixMillis,
+    ) -> StoreResult<bool> {
+        integrations::try_acquire_lease(&self.pool, credential_id, holder, now, lease_until).await
+    }
+
+    async fn release_refresh_lease(&self, credential_id: Uuid, holder: &str) -> StoreResult<()> {
+        integrations::release_lease(&self.pool, credential_id, holder).await
     }
 }

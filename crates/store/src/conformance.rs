@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use plugboard_core::{
-    Metadata, MetadataLimits, Project, ProjectId, SecretKeyRecord, SigningKeyRecord, UserFilter,
-    UserId,
+    Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations,
+    IntegrationKey, Metadata, MetadataLimits, Project, ProjectId, ProjectIntegration,
+    SecretKeyRecord, SigningKeyRecord, UserFilter, UserId,
 };
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::{LastSeen, MetadataWrite, Store, StoreError};
+use crate::{CredentialSecretsWrite, LastSeen, MetadataWrite, Store, StoreError};
 
 /// Generates one `#[tokio::test]` per check, each with a fresh store from `$factory`
 /// (an async expression yielding `Arc<dyn Store>`).
@@ -33,6 +34,18 @@ macro_rules! conformance_tests {
             last_seen_only_moves_forward,
             projects_are_isolated,
             concurrent_ensure_user_is_safe,
+            integrations_upsert_list_and_get,
+            credential_is_stored_with_its_default_configuration,
+            one_user_may_connect_several_accounts,
+            credentials_list_oldest_first,
+            credentials_are_isolated_by_user_and_project,
+            credential_secrets_update_is_optimistic,
+            credential_status_changes,
+            configuration_update_replaces_what_is_given,
+            delete_credential_removes_its_configurations,
+            delete_user_erases_credentials,
+            refresh_lease_is_held_by_one_holder,
+            concurrent_lease_acquisition_has_one_winner,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -582,6 +595,7 @@ pub async fn delete_user_erases_everything(store: Arc<dyn Store>) {
     let counts = store.delete_user(project, &user).await.unwrap();
     assert_eq!(counts.users, 1);
     assert_eq!(counts.metadata_index_entries, 2);
+    assert_eq!((counts.credentials, counts.configurations), (0, 0));
     assert!(store.get_user(project, &user).await.unwrap().is_none());
     assert!(
         store
@@ -710,4 +724,768 @@ pub async fn concurrent_ensure_user_is_safe(store: Arc<dyn Store>) {
             .len(),
         4
     );
+}
+
+fn key(s: &str) -> IntegrationKey {
+    IntegrationKey::parse(s).unwrap()
+}
+
+fn object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+fn integration(project: ProjectId, k: &str) -> ProjectIntegration {
+    ProjectIntegration {
+        id: Uuid::new_v4(),
+        project_id: project,
+        key: key(k),
+        oauth_client_id: Some(format!("client-{k}")),
+        oauth_client_secret_sealed: Some(format!("sealed-{k}")),
+        scopes: Some(vec!["read".into(), "write".into()]),
+        active: true,
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+async fn new_integration(store: &dyn Store, project: ProjectId, k: &str) -> ProjectIntegration {
+    store
+        .upsert_project_integration(&integration(project, k))
+        .await
+        .unwrap()
+}
+
+/// A credential of `user` for `integration`, created at `at`, with its default
+/// configuration.
+fn credential(
+    project: ProjectId,
+    user: &UserId,
+    integration: Uuid,
+    at: i64,
+) -> (Credential, CredentialConfiguration) {
+    let id = Uuid::new_v4();
+    let credential = Credential {
+        id,
+        project_id: project,
+        user_id: user.clone(),
+        integration_id: integration,
+        status: CredentialStatus::Valid,
+        provider_id: Some("org-1".into()),
+        provider_data: object(json!({"instanceUrl": "https://x.example", "n": 1})),
+        secrets_sealed: format!("sealed-secrets-{id}"),
+        expires_at: Some(at + 3_600_000),
+        refresh_failure_count: 0,
+        external_id: None,
+        created_at: at,
+        updated_at: at,
+        refreshed_at: None,
+        version: 1,
+    };
+    let configuration = CredentialConfiguration {
+        id: Uuid::new_v4(),
+        credential_id: id,
+        is_default: true,
+        workflow_settings: object(json!({"wf-1": {"enabled": true}})),
+        shared_settings: object(json!({"channel": "#general"})),
+        external_id: None,
+        created_at: at,
+        updated_at: at,
+    };
+    (credential, configuration)
+}
+
+/// Ensures `user` exists and connects a new credential for it.
+async fn connect(
+    store: &dyn Store,
+    project: ProjectId,
+    user: &UserId,
+    integration: Uuid,
+    at: i64,
+) -> CredentialWithConfigurations {
+    store.ensure_user(project, user, T0).await.unwrap();
+    let (credential, configuration) = credential(project, user, integration, at);
+    store
+        .insert_credential(&credential, &configuration)
+        .await
+        .unwrap();
+    CredentialWithConfigurations {
+        credential,
+        configurations: vec![configuration],
+    }
+}
+
+fn credential_ids(list: &[CredentialWithConfigurations]) -> Vec<Uuid> {
+    list.iter().map(|c| c.credential.id).collect()
+}
+
+pub async fn integrations_upsert_list_and_get(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let salesforce = integration(project, "salesforce");
+    assert_eq!(
+        store.upsert_project_integration(&salesforce).await.unwrap(),
+        salesforce
+    );
+    let hubspot = new_integration(&*store, project, "hubspot").await;
+    let custom = store
+        .upsert_project_integration(&ProjectIntegration {
+            scopes: None,
+            oauth_client_id: None,
+            oauth_client_secret_sealed: None,
+            ..integration(project, "custom.my-app")
+        })
+        .await
+        .unwrap();
+    assert_eq!(custom.scopes, None);
+    assert_eq!(
+        store.list_project_integrations(project).await.unwrap(),
+        vec![custom.clone(), hubspot.clone(), salesforce.clone()]
+    );
+
+    // A second upsert of the same key updates in place: same id, same creation time.
+    let updated = store
+        .upsert_project_integration(&ProjectIntegration {
+            id: Uuid::new_v4(),
+            oauth_client_id: Some("client-2".into()),
+            oauth_client_secret_sealed: Some("sealed-2".into()),
+            scopes: Some(vec!["api".into()]),
+            active: false,
+            created_at: T0 + 50,
+            updated_at: T0 + 50,
+            ..salesforce.clone()
+        })
+        .await
+        .unwrap();
+    let expected = ProjectIntegration {
+        oauth_client_id: Some("client-2".into()),
+        oauth_client_secret_sealed: Some("sealed-2".into()),
+        scopes: Some(vec!["api".into()]),
+        active: false,
+        updated_at: T0 + 50,
+        ..salesforce.clone()
+    };
+    assert_eq!(updated, expected);
+    assert_eq!(
+        store
+            .get_project_integration(project, &key("salesforce"))
+            .await
+            .unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        store
+            .get_project_integration_by_id(project, salesforce.id)
+            .await
+            .unwrap(),
+        Some(expected)
+    );
+    assert_eq!(
+        store
+            .list_project_integrations(project)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(
+        store
+            .get_project_integration(project, &key("slack"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Another project sees none of them, and may use the same keys.
+    let other = new_project(&*store, "other").await;
+    assert!(
+        store
+            .list_project_integrations(other)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .get_project_integration(other, &key("salesforce"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_project_integration_by_id(other, salesforce.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let theirs = new_integration(&*store, other, "salesforce").await;
+    assert_ne!(theirs.id, salesforce.id);
+
+    // An id belongs to one integration.
+    let reused_id = ProjectIntegration {
+        id: hubspot.id,
+        ..integration(project, "slack")
+    };
+    assert!(matches!(
+        store.upsert_project_integration(&reused_id).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+pub async fn credential_is_stored_with_its_default_configuration(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let user = uid("u");
+    let connected = connect(&*store, project, &user, slack.id, T0 + 1).await;
+    assert_eq!(
+        store
+            .get_credential(project, &user, connected.credential.id)
+            .await
+            .unwrap(),
+        Some(connected.clone())
+    );
+    assert_eq!(
+        store.list_credentials(project, &user).await.unwrap(),
+        vec![connected.clone()]
+    );
+
+    // The user must exist; the integration must be one of the project's.
+    let (orphan, orphan_cf) = credential(project, &uid("ghost"), slack.id, T0);
+    assert!(matches!(
+        store.insert_credential(&orphan, &orphan_cf).await,
+        Err(StoreError::NotFound)
+    ));
+    let other = new_project(&*store, "other").await;
+    let foreign = new_integration(&*store, other, "slack").await;
+    let (wrong, wrong_cf) = credential(project, &user, foreign.id, T0);
+    assert!(matches!(
+        store.insert_credential(&wrong, &wrong_cf).await,
+        Err(StoreError::NotFound)
+    ));
+    let (unknown, unknown_cf) = credential(project, &user, Uuid::new_v4(), T0);
+    assert!(matches!(
+        store.insert_credential(&unknown, &unknown_cf).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.list_credentials(project, &user).await.unwrap().len(),
+        1
+    );
+
+    // Ids are unique, and so is a user's external id for a credential.
+    let (mut dup, dup_cf) = credential(project, &user, slack.id, T0);
+    dup.id = connected.credential.id;
+    let dup_cf = CredentialConfiguration {
+        credential_id: dup.id,
+        ..dup_cf
+    };
+    assert!(matches!(
+        store.insert_credential(&dup, &dup_cf).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let with_external = |user: &UserId| {
+        let (mut c, cf) = credential(project, user, slack.id, T0 + 2);
+        c.external_id = Some("ext-1".into());
+        (c, cf)
+    };
+    let (first, first_cf) = with_external(&user);
+    store.insert_credential(&first, &first_cf).await.unwrap();
+    let (second, second_cf) = with_external(&user);
+    assert!(matches!(
+        store.insert_credential(&second, &second_cf).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let other_user = uid("v");
+    store.ensure_user(project, &other_user, T0).await.unwrap();
+    let (theirs, theirs_cf) = with_external(&other_user);
+    store.insert_credential(&theirs, &theirs_cf).await.unwrap();
+    let listed = store.list_credentials(project, &user).await.unwrap();
+    assert_eq!(
+        credential_ids(&listed),
+        vec![connected.credential.id, first.id]
+    );
+    assert_eq!(listed[1].credential.external_id.as_deref(), Some("ext-1"));
+}
+
+pub async fn one_user_may_connect_several_accounts(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let user = uid("u");
+    let first = connect(&*store, project, &user, slack.id, T0 + 1).await;
+    let mut second_pair = credential(project, &user, slack.id, T0 + 2);
+    second_pair.0.provider_id = Some("org-2".into());
+    store
+        .insert_credential(&second_pair.0, &second_pair.1)
+        .await
+        .unwrap();
+    let listed = store.list_credentials(project, &user).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0], first);
+    assert_eq!(listed[1].credential, second_pair.0);
+    assert_eq!(listed[1].configurations, vec![second_pair.1]);
+    for c in &listed {
+        assert_eq!(c.credential.integration_id, slack.id);
+        assert_eq!(c.configurations.len(), 1);
+        assert!(c.configurations[0].is_default);
+        assert_eq!(c.configurations[0].credential_id, c.credential.id);
+    }
+}
+
+pub async fn credentials_list_oldest_first(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let hubspot = new_integration(&*store, project, "hubspot").await;
+    let user = uid("u");
+    let mut expected = Vec::new();
+    for (integration, at) in [
+        (slack.id, T0 + 30),
+        (hubspot.id, T0 + 10),
+        (slack.id, T0 + 20),
+        (hubspot.id, T0 + 20),
+        (slack.id, T0 + 20),
+    ] {
+        let c = connect(&*store, project, &user, integration, at).await;
+        expected.push((c.credential.created_at, c.credential.id));
+    }
+    expected.sort();
+    let listed = store.list_credentials(project, &user).await.unwrap();
+    assert_eq!(
+        credential_ids(&listed),
+        expected.iter().map(|(_, id)| *id).collect::<Vec<_>>()
+    );
+    assert!(listed.iter().all(|c| c.configurations.len() == 1));
+    assert!(
+        store
+            .list_credentials(project, &uid("nobody"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn credentials_are_isolated_by_user_and_project(store: Arc<dyn Store>) {
+    let p1 = new_project(&*store, "one").await;
+    let p2 = new_project(&*store, "two").await;
+    let slack = new_integration(&*store, p1, "slack").await;
+    new_integration(&*store, p2, "slack").await;
+    let (a, b) = (uid("a"), uid("b"));
+    let mine = connect(&*store, p1, &a, slack.id, T0).await;
+    let id = mine.credential.id;
+    let configuration = mine.configurations[0].id;
+    store.ensure_user(p1, &b, T0).await.unwrap();
+    store.ensure_user(p2, &a, T0).await.unwrap();
+
+    // Another user of the same project.
+    assert!(store.get_credential(p1, &b, id).await.unwrap().is_none());
+    assert!(store.list_credentials(p1, &b).await.unwrap().is_empty());
+    assert!(matches!(
+        store.delete_credential(p1, &b, id).await,
+        Err(StoreError::NotFound)
+    ));
+    // The same user id in another project.
+    assert!(store.get_credential(p2, &a, id).await.unwrap().is_none());
+    assert!(store.list_credentials(p2, &a).await.unwrap().is_empty());
+    assert!(matches!(
+        store.delete_credential(p2, &a, id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .set_credential_status(p2, id, CredentialStatus::Invalid, 1, T0)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .update_credential_secrets(CredentialSecretsWrite {
+                project_id: p2,
+                credential_id: id,
+                secrets_sealed: "stolen",
+                expires_at: None,
+                refreshed_at: None,
+                expected_version: mine.credential.version,
+                now: T0,
+            })
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .update_configuration(
+                p2,
+                id,
+                configuration,
+                Some(object(json!({"x": 1}))),
+                None,
+                T0
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    // Nothing changed for the owner.
+    assert_eq!(store.get_credential(p1, &a, id).await.unwrap(), Some(mine));
+}
+
+pub async fn credential_secrets_update_is_optimistic(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let user = uid("u");
+    let connected = connect(&*store, project, &user, slack.id, T0).await;
+    let id = connected.credential.id;
+    let failing = store
+        .set_credential_status(project, id, CredentialStatus::Invalid, 3, T0 + 1)
+        .await
+        .unwrap();
+    let write = |secrets: &'static str, expected_version: i64, now: i64| CredentialSecretsWrite {
+        project_id: project,
+        credential_id: id,
+        secrets_sealed: secrets,
+        expires_at: Some(now + 3_600_000),
+        refreshed_at: Some(now),
+        expected_version,
+        now,
+    };
+    let refreshed = store
+        .update_credential_secrets(write("sealed-v2", failing.version, T0 + 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        refreshed,
+        Credential {
+            secrets_sealed: "sealed-v2".into(),
+            expires_at: Some(T0 + 10 + 3_600_000),
+            refreshed_at: Some(T0 + 10),
+            status: CredentialStatus::Valid,
+            refresh_failure_count: 0,
+            updated_at: T0 + 10,
+            version: refreshed.version,
+            ..connected.credential.clone()
+        }
+    );
+    assert!(refreshed.version > failing.version);
+
+    // A writer that read the credential before the refresh loses.
+    let stale = store
+        .update_credential_secrets(write("sealed-stale", failing.version, T0 + 20))
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    let stored = store
+        .get_credential(project, &user, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.credential, refreshed);
+    assert_eq!(stored.configurations, connected.configurations);
+
+    let missing = store
+        .update_credential_secrets(CredentialSecretsWrite {
+            credential_id: Uuid::new_v4(),
+            ..write("sealed-x", refreshed.version, T0 + 30)
+        })
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
+}
+
+pub async fn credential_status_changes(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let user = uid("u");
+    let connected = connect(&*store, project, &user, slack.id, T0).await;
+    let id = connected.credential.id;
+    let mut version = connected.credential.version;
+    for (status, failures, at) in [
+        (CredentialStatus::Pending, 0, T0 + 1),
+        (CredentialStatus::Valid, 2, T0 + 2),
+        (CredentialStatus::Invalid, 5, T0 + 3),
+    ] {
+        let changed = store
+            .set_credential_status(project, id, status, failures, at)
+            .await
+            .unwrap();
+        assert_eq!(changed.status, status);
+        assert_eq!(changed.refresh_failure_count, failures);
+        assert_eq!(changed.updated_at, at);
+        assert!(changed.version > version);
+        version = changed.version;
+        assert_eq!(changed.secrets_sealed, connected.credential.secrets_sealed);
+        let stored = store
+            .get_credential(project, &user, id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.credential, changed);
+    }
+    assert!(matches!(
+        store
+            .set_credential_status(project, Uuid::new_v4(), CredentialStatus::Valid, 0, T0)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn configuration_update_replaces_what_is_given(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let user = uid("u");
+    let connected = connect(&*store, project, &user, slack.id, T0).await;
+    let other = connect(&*store, project, &user, slack.id, T0 + 1).await;
+    let id = connected.credential.id;
+    let original = connected.configurations[0].clone();
+
+    let workflows = object(json!({"wf-2": {"enabled": false, "inputs": [1, "two"]}}));
+    let updated = store
+        .update_configuration(
+            project,
+            id,
+            original.id,
+            Some(workflows.clone()),
+            None,
+            T0 + 5,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        updated,
+        CredentialConfiguration {
+            workflow_settings: workflows.clone(),
+            updated_at: T0 + 5,
+            ..original.clone()
+        }
+    );
+    let shared = object(json!({"channel": "#ops", "nested": {"a": null}}));
+    let updated = store
+        .update_configuration(project, id, original.id, None, Some(shared.clone()), T0 + 6)
+        .await
+        .unwrap();
+    assert_eq!(updated.workflow_settings, workflows);
+    assert_eq!(updated.shared_settings, shared);
+    let emptied = store
+        .update_configuration(
+            project,
+            id,
+            original.id,
+            Some(Map::new()),
+            Some(Map::new()),
+            T0 + 7,
+        )
+        .await
+        .unwrap();
+    assert!(emptied.workflow_settings.is_empty() && emptied.shared_settings.is_empty());
+    assert_eq!(
+        store
+            .get_credential(project, &user, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .configurations,
+        vec![emptied]
+    );
+    // The configuration must be the named credential's.
+    assert!(matches!(
+        store
+            .update_configuration(project, other.credential.id, original.id, None, None, T0)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .update_configuration(project, id, Uuid::new_v4(), None, None, T0)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store
+            .get_credential(project, &user, other.credential.id)
+            .await
+            .unwrap(),
+        Some(other)
+    );
+}
+
+pub async fn delete_credential_removes_its_configurations(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let user = uid("u");
+    let gone = connect(&*store, project, &user, slack.id, T0).await;
+    let kept = connect(&*store, project, &user, slack.id, T0 + 1).await;
+    let id = gone.credential.id;
+    assert_eq!(
+        store.delete_credential(project, &user, id).await.unwrap(),
+        1
+    );
+    assert!(
+        store
+            .get_credential(project, &user, id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.list_credentials(project, &user).await.unwrap(),
+        vec![kept]
+    );
+    assert!(matches!(
+        store
+            .update_configuration(project, id, gone.configurations[0].id, None, None, T0)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_credential(project, &user, id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        !store
+            .try_acquire_refresh_lease(id, "h", T0, T0 + 10)
+            .await
+            .unwrap()
+    );
+    // The user may connect again.
+    let (again, again_cf) = credential(project, &user, slack.id, T0 + 2);
+    store.insert_credential(&again, &again_cf).await.unwrap();
+    assert_eq!(
+        store.list_credentials(project, &user).await.unwrap().len(),
+        2
+    );
+}
+
+pub async fn delete_user_erases_credentials(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let hubspot = new_integration(&*store, project, "hubspot").await;
+    let (gone, kept) = (uid("gone"), uid("kept"));
+    set_meta(&*store, project, &gone, json!({"Email": "g@x.io"})).await;
+    let first = connect(&*store, project, &gone, slack.id, T0).await;
+    connect(&*store, project, &gone, hubspot.id, T0 + 1).await;
+    let theirs = connect(&*store, project, &kept, slack.id, T0).await;
+    let counts = store.delete_user(project, &gone).await.unwrap();
+    assert_eq!(counts.users, 1);
+    assert_eq!(counts.metadata_index_entries, 1);
+    assert_eq!(counts.credentials, 2);
+    assert_eq!(counts.configurations, 2);
+    // A new user with the same id starts with no credentials.
+    store.ensure_user(project, &gone, T0 + 100).await.unwrap();
+    assert!(
+        store
+            .list_credentials(project, &gone)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .get_credential(project, &gone, first.credential.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        store
+            .set_credential_status(project, first.credential.id, CredentialStatus::Valid, 0, T0)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.list_credentials(project, &kept).await.unwrap(),
+        vec![theirs]
+    );
+    // The integrations stay: they are the project's.
+    assert_eq!(
+        store
+            .list_project_integrations(project)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+pub async fn refresh_lease_is_held_by_one_holder(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let user = uid("u");
+    let id = connect(&*store, project, &user, slack.id, T0)
+        .await
+        .credential
+        .id;
+    let other = connect(&*store, project, &user, slack.id, T0 + 1)
+        .await
+        .credential
+        .id;
+    let acquire = |holder: &'static str, now: i64, until: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .try_acquire_refresh_lease(id, holder, now, until)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(acquire("a", T0, T0 + 100).await);
+    assert!(!acquire("b", T0 + 50, T0 + 150).await, "a holds it");
+    // Leases are per credential.
+    assert!(
+        store
+            .try_acquire_refresh_lease(other, "b", T0 + 50, T0 + 150)
+            .await
+            .unwrap()
+    );
+    // The holder may extend its lease.
+    assert!(acquire("a", T0 + 60, T0 + 200).await);
+    assert!(!acquire("b", T0 + 150, T0 + 250).await, "a extended it");
+    // An expired lease is up for grabs.
+    assert!(acquire("b", T0 + 201, T0 + 300).await);
+    assert!(!acquire("a", T0 + 210, T0 + 300).await, "b holds it now");
+    // Only the holder can release.
+    store.release_refresh_lease(id, "a").await.unwrap();
+    assert!(!acquire("c", T0 + 220, T0 + 300).await, "b still holds it");
+    store.release_refresh_lease(id, "b").await.unwrap();
+    assert!(acquire("c", T0 + 220, T0 + 300).await);
+    // Leases are not credential writes.
+    let stored = store
+        .get_credential(project, &user, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.credential.version, 1);
+    assert!(
+        !store
+            .try_acquire_refresh_lease(Uuid::new_v4(), "a", T0, T0 + 10)
+            .await
+            .unwrap()
+    );
+    store
+        .release_refresh_lease(Uuid::new_v4(), "a")
+        .await
+        .unwrap();
+}
+
+pub async fn concurrent_lease_acquisition_has_one_winner(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let user = uid("u");
+    let id = connect(&*store, project, &user, slack.id, T0)
+        .await
+        .credential
+        .id;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .try_acquire_refresh_lease(id, &format!("holder-{i}"), T0, T0 + 30_000)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in futures::future::join_all(tasks).await {
+        if task.unwrap() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
 }

@@ -5,9 +5,12 @@
 
 use async_trait::async_trait;
 use plugboard_core::{
-    ConnectedUser, ErasedCounts, Metadata, Project, ProjectId, SecretKeyRecord, SigningKeyRecord,
-    UnixMillis, UserFilter, UserId, UserPage,
+    ConnectedUser, Credential, CredentialConfiguration, CredentialStatus,
+    CredentialWithConfigurations, ErasedCounts, IntegrationKey, Metadata, Project, ProjectId,
+    ProjectIntegration, SecretKeyRecord, SigningKeyRecord, UnixMillis, UserFilter, UserId,
+    UserPage,
 };
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 pub mod conformance;
@@ -45,6 +48,24 @@ pub struct LastSeen {
     pub project_id: ProjectId,
     pub user_id: UserId,
     pub at: UnixMillis,
+}
+
+/// A credential's new secrets (after a token refresh or a reconnection), with the version
+/// they were computed from.
+#[derive(Debug, Clone)]
+pub struct CredentialSecretsWrite<'a> {
+    pub project_id: ProjectId,
+    pub credential_id: Uuid,
+    /// The new secrets document, sealed by the vault.
+    pub secrets_sealed: &'a str,
+    /// Replaces the stored expiry.
+    pub expires_at: Option<UnixMillis>,
+    /// Replaces the stored refresh time.
+    pub refreshed_at: Option<UnixMillis>,
+    /// The `version` of the credential the secrets were derived from; the write fails with
+    /// [`StoreError::Conflict`] if the credential has changed since.
+    pub expected_version: i64,
+    pub now: UnixMillis,
 }
 
 #[async_trait]
@@ -107,9 +128,112 @@ pub trait Store: Send + Sync + 'static {
         suspended: bool,
         now: UnixMillis,
     ) -> StoreResult<ConnectedUser>;
-    /// Erases the user and everything tied to it.
+    /// Erases the user and everything tied to it: metadata index entries, credentials and
+    /// their configurations.
     async fn delete_user(&self, project: ProjectId, user: &UserId) -> StoreResult<ErasedCounts>;
     async fn list_users(&self, project: ProjectId, filter: &UserFilter) -> StoreResult<UserPage>;
     /// Moves `last_seen_at` forward (never back) for each entry.
     async fn record_last_seen(&self, entries: &[LastSeen]) -> StoreResult<()>;
+
+    /// Turns an integration on for a project, or replaces its settings: there is one per
+    /// (project, key). An update keeps the stored `id` and `created_at` (those of the
+    /// argument are ignored) and returns the stored integration. `Conflict` if the `id`
+    /// is already used by another integration.
+    async fn upsert_project_integration(
+        &self,
+        integration: &ProjectIntegration,
+    ) -> StoreResult<ProjectIntegration>;
+    /// A project's integrations, ordered by key.
+    async fn list_project_integrations(
+        &self,
+        project: ProjectId,
+    ) -> StoreResult<Vec<ProjectIntegration>>;
+    async fn get_project_integration(
+        &self,
+        project: ProjectId,
+        key: &IntegrationKey,
+    ) -> StoreResult<Option<ProjectIntegration>>;
+    /// The integration with this id, if it belongs to `project`.
+    async fn get_project_integration_by_id(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+    ) -> StoreResult<Option<ProjectIntegration>>;
+
+    /// Stores a new credential with its default configuration, in one transaction.
+    /// `NotFound` when the user does not exist or the integration is not one of the
+    /// credential's project; `Conflict` when the id, or the user's `external_id`, is taken.
+    /// The configuration must be the default one and belong to `credential`
+    /// (`Database` otherwise, as that is a caller bug).
+    async fn insert_credential(
+        &self,
+        credential: &Credential,
+        default_configuration: &CredentialConfiguration,
+    ) -> StoreResult<()>;
+    /// A user's credentials, oldest first (by `created_at`, then `id`), each with its
+    /// configurations (the default first, then oldest first). Read in one round trip, as it
+    /// backs every `/sdk/me`.
+    async fn list_credentials(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+    ) -> StoreResult<Vec<CredentialWithConfigurations>>;
+    /// One credential of a user; `None` when it is another user's or another project's.
+    async fn get_credential(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        credential_id: Uuid,
+    ) -> StoreResult<Option<CredentialWithConfigurations>>;
+    /// Replaces a credential's secrets if its version still matches: bumps the version,
+    /// sets the status to `VALID` and the refresh failure count to 0. `Conflict` if the
+    /// credential changed since `expected_version`, `NotFound` if it does not exist.
+    async fn update_credential_secrets(
+        &self,
+        write: CredentialSecretsWrite<'_>,
+    ) -> StoreResult<Credential>;
+    /// Sets a credential's status and refresh failure count (bumping its version);
+    /// `NotFound` if it does not exist in `project`.
+    async fn set_credential_status(
+        &self,
+        project: ProjectId,
+        credential_id: Uuid,
+        status: CredentialStatus,
+        refresh_failure_count: i32,
+        now: UnixMillis,
+    ) -> StoreResult<Credential>;
+    /// Replaces the settings given (`None` keeps the stored ones) of one configuration of
+    /// a credential of `project`; `NotFound` if there is no such configuration.
+    async fn update_configuration(
+        &self,
+        project: ProjectId,
+        credential_id: Uuid,
+        configuration_id: Uuid,
+        workflow_settings: Option<Map<String, Value>>,
+        shared_settings: Option<Map<String, Value>>,
+        now: UnixMillis,
+    ) -> StoreResult<CredentialConfiguration>;
+    /// Deletes a user's credential and its configurations; returns how many configurations
+    /// went. `NotFound` when the user holds no such credential.
+    async fn delete_credential(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        credential_id: Uuid,
+    ) -> StoreResult<u64>;
+
+    /// Takes the right to refresh a credential's tokens until `lease_until`, so only one
+    /// process refreshes at a time. True when there was no lease, it had expired (its end
+    /// is before `now`) or `holder` already held it (the lease is then extended); false
+    /// when someone else holds it, or the credential does not exist. One conditional
+    /// statement: no transaction is held while the caller refreshes.
+    async fn try_acquire_refresh_lease(
+        &self,
+        credential_id: Uuid,
+        holder: &str,
+        now: UnixMillis,
+        lease_until: UnixMillis,
+    ) -> StoreResult<bool>;
+    /// Gives up `holder`'s lease on the credential; another holder's lease is left alone.
+    async fn release_refresh_lease(&self, credential_id: Uuid, holder: &str) -> StoreResult<()>;
 }

@@ -167,7 +167,12 @@ backend_tests! {
         app.put_user(&p, "u2", json!({"plan": "pro"})).await.assert_status(201);
         let erased = app.delete_user(&p, "u1").await;
         erased.assert_status(200);
-        assert_eq!(erased.body, json!({"deleted": {"users": 1, "metadataIndexEntries": 4}}));
+        assert_eq!(
+            erased.body,
+            json!({"deleted": {
+                "users": 1, "metadataIndexEntries": 4, "credentials": 0, "configurations": 0
+            }})
+        );
 
         app.get_user(&p, "u1").await.assert_error(404, "user_not_found");
         let none: Vec<String> = Vec::new();
@@ -181,7 +186,12 @@ backend_tests! {
         // A user without metadata erases with no index entries; a later SDK call starts afresh.
         app.get_me(&p, &p.token("u3")).await.assert_status(200);
         let erased = app.delete_user(&p, "u3").await;
-        assert_eq!(erased.body, json!({"deleted": {"users": 1, "metadataIndexEntries": 0}}));
+        assert_eq!(
+            erased.body,
+            json!({"deleted": {
+                "users": 1, "metadataIndexEntries": 0, "credentials": 0, "configurations": 0
+            }})
+        );
         let again = app.get_me(&p, &p.token("u1")).await;
         again.assert_status(200);
         assert_eq!(again.body["meta"], json!({}));
