@@ -77,6 +77,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidCursor => (S::BAD_REQUEST, "invalid_cursor"),
             ServiceError::InvalidFilter(_) => (S::BAD_REQUEST, "invalid_filter"),
             ServiceError::InvalidInput(_) => (S::UNPROCESSABLE_ENTITY, "invalid_input"),
+            ServiceError::UnknownIntegration(_) => (S::UNPROCESSABLE_ENTITY, "unknown_integration"),
             ServiceError::ConcurrentUpdate => (S::CONFLICT, "concurrent_update"),
             ServiceError::Internal(_) | ServiceError::Store(_) => return Self::internal(&e),
         };

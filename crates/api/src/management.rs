@@ -4,9 +4,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use plugboard_core::{
-    ConnectedUser, ErasedCounts, SecretKeyRecord, SigningKeyRecord, millis_to_datetime,
-};
+use plugboard_core::{ConnectedUser, ErasedCounts, SecretKeyRecord, SigningKeyRecord};
+use plugboard_service::integrations::{ConfiguredIntegration, IntegrationSettings};
 use plugboard_service::users::UserListQuery;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -58,14 +57,17 @@ pub fn router() -> Router<AppState> {
             &format!("{project}/secret-keys/{{keyId}}"),
             delete(revoke_secret_key),
         )
+        .route(&format!("{project}/integrations"), get(list_integrations))
+        .route(
+            &format!("{project}/integrations/{{key}}"),
+            put(configure_integration),
+        )
 }
 
 /// RFC 3339 in UTC with milliseconds, e.g. `2026-01-01T00:00:00.000Z`.
 type Timestamp = String;
 
-fn timestamp(ms: i64) -> Timestamp {
-    millis_to_datetime(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+use crate::wire::timestamp;
 
 /// A connected user as the management API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -737,4 +739,103 @@ mod tests {
         assert!(parse_user_query("email=x").is_err());
         assert!(parse_user_query("meta.=x").is_err());
     }
+}
+
+/// An integration as the management API shows it; the client secret never leaves the server.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationView {
+    /// The id the SDK uses (`integrationId`).
+    pub id: Uuid,
+    pub key: String,
+    pub name: String,
+    pub active: bool,
+    pub oauth_client_id: Option<String>,
+    pub has_oauth_client_secret: bool,
+    /// Scopes requested at connect time: the override if set, else the provider's defaults.
+    pub scopes: Option<Vec<String>>,
+    pub date_created: Timestamp,
+    pub date_updated: Timestamp,
+}
+
+impl From<&ConfiguredIntegration> for IntegrationView {
+    fn from(ci: &ConfiguredIntegration) -> Self {
+        let i = &ci.integration;
+        Self {
+            id: i.id,
+            key: i.key.to_string(),
+            name: ci.spec.name.clone(),
+            active: i.active,
+            oauth_client_id: i.oauth_client_id.clone(),
+            has_oauth_client_secret: i.oauth_client_secret_sealed.is_some(),
+            scopes: i.scopes.clone(),
+            date_created: timestamp(i.created_at),
+            date_updated: timestamp(i.updated_at),
+        }
+    }
+}
+
+/// Settings of a project integration; omitted fields keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigureIntegrationBody {
+    pub oauth_client_id: Option<String>,
+    /// Stored encrypted; never returned.
+    pub oauth_client_secret: Option<String>,
+    /// Replaces the provider's default scopes.
+    pub scopes: Option<Vec<String>>,
+    pub active: Option<bool>,
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/projects/{projectId}/integrations", tag = "integrations",
+    params(("projectId" = String, Path)),
+    responses((status = 200, body = ListView<IntegrationView>)),
+    security(("secretKey" = []))
+)]
+pub async fn list_integrations(
+    State(state): State<AppState>,
+    auth: ProjectAdmin,
+) -> ApiResult<Json<ListView<IntegrationView>>> {
+    let configured = state.services.integrations.list(auth.project).await?;
+    Ok(Json(ListView {
+        data: configured.iter().map(IntegrationView::from).collect(),
+    }))
+}
+
+/// Turns an integration of the provider catalog on for the project (or changes it), with
+/// the project's OAuth app. The SDK lists it from then on.
+#[utoipa::path(
+    put, path = "/api/v1/projects/{projectId}/integrations/{key}", tag = "integrations",
+    params(("projectId" = String, Path), ("key" = String, Path, description = "Provider key, e.g. `salesforce`")),
+    request_body = ConfigureIntegrationBody,
+    responses(
+        (status = 200, body = IntegrationView),
+        (status = 422, description = "`unknown_integration`, `invalid_input`, `invalid_body`", body = ErrorBody),
+    ),
+    security(("secretKey" = []))
+)]
+pub async fn configure_integration(
+    State(state): State<AppState>,
+    auth: ProjectAdmin,
+    Path(params): Path<IntegrationPath>,
+    JsonBody(body): JsonBody<ConfigureIntegrationBody>,
+) -> ApiResult<Json<IntegrationView>> {
+    let settings = IntegrationSettings {
+        oauth_client_id: body.oauth_client_id,
+        oauth_client_secret: body.oauth_client_secret,
+        scopes: body.scopes,
+        active: body.active,
+    };
+    let configured = state
+        .services
+        .integrations
+        .configure(auth.project, &params.key, settings)
+        .await?;
+    Ok(Json(IntegrationView::from(&configured)))
+}
+
+#[derive(Deserialize)]
+pub struct IntegrationPath {
+    key: String,
 }

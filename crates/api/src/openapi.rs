@@ -17,6 +17,7 @@ use crate::{management, ops, sdk};
         management::replace_meta, management::suspend_user, management::resume_user, management::delete_user,
         management::list_signing_keys, management::create_signing_key, management::revoke_signing_key,
         management::list_secret_keys, management::create_secret_key, management::revoke_secret_key,
+        management::list_integrations, management::configure_integration,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&SecuritySchemes, &CommonErrors),
@@ -24,6 +25,7 @@ use crate::{management, ops, sdk};
         (name = "sdk", description = "Called by the browser SDK with a user token (RS256 JWT)"),
         (name = "users", description = "Connected users, managed with a project secret key"),
         (name = "projects", description = "Projects"),
+        (name = "integrations", description = "Integrations a project turns on for its users"),
         (name = "keys", description = "Signing keys (verify user tokens) and secret keys (authenticate the backend)"),
         (name = "operations", description = "Health, readiness, metrics"),
     )

@@ -10,7 +10,9 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{JsonBody, SdkUser};
-use crate::wire::{SdkMe, SdkMetaPatch};
+use crate::wire::{SdkMe, SdkMetaPatch, sdk_integration, sdk_me_integrations};
+use axum::extract::State;
+use plugboard_core::{ConnectedUser, ProjectId};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -52,8 +54,23 @@ pub fn cors() -> CorsLayer {
     ),
     security(("userToken" = []))
 )]
-pub async fn get_me(auth: SdkUser) -> Json<SdkMe> {
-    Json(SdkMe::new(auth.project, &auth.user))
+pub async fn get_me(State(state): State<AppState>, auth: SdkUser) -> ApiResult<Json<SdkMe>> {
+    Ok(Json(me(&state, auth.project, &auth.user).await?))
+}
+
+/// The user's `/sdk/me` view: one store call for credentials, none when the project has no
+/// integrations.
+async fn me(state: &AppState, project: ProjectId, user: &ConnectedUser) -> ApiResult<SdkMe> {
+    let integrations = &state.services.integrations;
+    let configured = integrations.list(project).await?;
+    let credentials = integrations
+        .user_credentials(project, &user.user_id, &configured)
+        .await?;
+    Ok(SdkMe::new(
+        project,
+        user,
+        sdk_me_integrations(user, &configured, &credentials),
+    ))
 }
 
 /// Merges `meta` into the user's metadata (JSON Merge Patch; `null` deletes a key).
@@ -72,7 +89,7 @@ pub async fn get_me(auth: SdkUser) -> Json<SdkMe> {
     security(("userToken" = []))
 )]
 pub async fn patch_me(
-    axum::extract::State(state): axum::extract::State<AppState>,
+    State(state): State<AppState>,
     auth: SdkUser,
     JsonBody(body): JsonBody<SdkMetaPatch>,
 ) -> ApiResult<Json<SdkMe>> {
@@ -81,10 +98,10 @@ pub async fn patch_me(
         .users
         .patch_meta(auth.project, &auth.user.user_id, body.meta)
         .await?;
-    Ok(Json(SdkMe::new(auth.project, &user)))
+    Ok(Json(me(&state, auth.project, &user).await?))
 }
 
-/// The project's integrations, in the SDK's shape (none can be configured yet).
+/// The project's integrations, in the SDK's shape.
 #[utoipa::path(
     get, path = "/projects/{projectId}/sdk/integrations", tag = "sdk",
     params(("projectId" = String, Path, description = "Project id (UUID)")),
@@ -95,6 +112,10 @@ pub async fn patch_me(
     ),
     security(("userToken" = []))
 )]
-pub async fn list_integrations(_auth: SdkUser) -> Json<Vec<serde_json::Value>> {
-    Json(Vec::new())
+pub async fn list_integrations(
+    State(state): State<AppState>,
+    auth: SdkUser,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    let configured = state.services.integrations.list(auth.project).await?;
+    Ok(Json(configured.iter().map(sdk_integration).collect()))
 }

@@ -210,6 +210,13 @@ impl Config {
         Ok(())
     }
 
+    /// The master key's bytes, when set (validated by [`Config::validate`]).
+    pub fn master_key_bytes(&self) -> Option<[u8; 32]> {
+        self.master_key
+            .as_ref()
+            .and_then(|key| decode_master_key(key).ok())
+    }
+
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }

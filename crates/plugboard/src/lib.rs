@@ -42,6 +42,7 @@ pub fn service_settings(config: &Config) -> ServiceSettings {
         token_cache_capacity: config.token_cache_capacity,
         signing_key_cache_ttl: Duration::from_secs(config.signing_key_cache_ttl_secs),
         user_cache_ttl: config.user_cache_ttl(),
+        master_key: config.master_key_bytes(),
         ..ServiceSettings::default()
     }
 }

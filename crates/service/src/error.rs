@@ -31,6 +31,8 @@ pub enum ServiceError {
     InvalidCursor,
     #[error("invalid filter: {0}")]
     InvalidFilter(String),
+    #[error("`{0}` is not in the provider catalog")]
+    UnknownIntegration(String),
     #[error("invalid input: {0}")]
     InvalidInput(String),
     #[error("the user kept changing concurrently; try again")]

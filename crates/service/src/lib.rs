@@ -3,6 +3,7 @@
 //! `Arc<dyn Store>`. Nothing here knows about HTTP.
 
 pub mod error;
+pub mod integrations;
 pub mod keys;
 pub mod last_seen;
 pub mod projects;
@@ -16,12 +17,15 @@ use plugboard_core::MetadataLimits;
 use plugboard_store::Store;
 
 pub use error::ServiceError;
+pub use integrations::IntegrationsService;
+use plugboard_connect::Catalog;
+use plugboard_connect::vault::Vault;
 pub use projects::ProjectsService;
 pub use tokens::TokenVerifier;
 pub use users::UsersService;
 
 /// Tunables of the services, with defaults fit for one node.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServiceSettings {
     pub metadata_limits: MetadataLimits,
     /// How many verified user tokens are remembered, so a busy user does not pay an RSA
@@ -37,6 +41,19 @@ pub struct ServiceSettings {
     pub user_cache_ttl: Option<Duration>,
     /// How many users the cache holds.
     pub user_cache_capacity: u64,
+    /// The key credentials and client secrets are sealed under. `None` (tests, tools that
+    /// store no secrets) uses a random key for this process only.
+    pub master_key: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for ServiceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceSettings")
+            .field("metadata_limits", &self.metadata_limits)
+            .field("user_cache_ttl", &self.user_cache_ttl)
+            .field("master_key", &self.master_key.map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ServiceSettings {
@@ -47,6 +64,7 @@ impl Default for ServiceSettings {
             signing_key_cache_ttl: Duration::from_secs(5),
             user_cache_ttl: None,
             user_cache_capacity: 100_000,
+            master_key: None,
         }
     }
 }
@@ -59,13 +77,27 @@ pub struct Services {
     pub users: Arc<UsersService>,
     pub tokens: Arc<TokenVerifier>,
     pub last_seen: Arc<last_seen::LastSeenTracker>,
+    pub integrations: Arc<IntegrationsService>,
 }
 
 impl Services {
     pub fn new(store: Arc<dyn Store>, settings: ServiceSettings) -> Self {
         let tokens = Arc::new(TokenVerifier::new(store.clone(), &settings));
         let last_seen = Arc::new(last_seen::LastSeenTracker::default());
+        let master_key = settings.master_key.unwrap_or_else(|| {
+            let mut key = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+            key
+        });
+        let vault = Arc::new(Vault::new(&master_key, &[]).expect("a 32-byte key is valid"));
+        let integrations = Arc::new(IntegrationsService::new(
+            store.clone(),
+            Arc::new(Catalog::embedded()),
+            vault,
+            settings.signing_key_cache_ttl,
+        ));
         Self {
+            integrations,
             projects: Arc::new(ProjectsService::new(store.clone(), tokens.clone())),
             users: Arc::new(UsersService::new(
                 store.clone(),

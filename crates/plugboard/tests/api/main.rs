@@ -7,6 +7,7 @@
 mod common;
 
 mod concurrency;
+mod integrations;
 mod isolation;
 mod keys;
 mod limits;
