@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use moka::future::Cache;
+use moka::sync::Cache;
 use plugboard_connect::ProviderSpec;
 use plugboard_connect::catalog::{AuthSpec, Catalog};
 use plugboard_connect::vault::Vault;
@@ -121,7 +121,7 @@ impl IntegrationsService {
             )));
         }
         let stored = self.store.upsert_project_integration(&integration).await?;
-        self.by_project.invalidate(&project).await;
+        self.by_project.invalidate(&project);
         Ok(ConfiguredIntegration {
             integration: stored,
             spec,
@@ -130,22 +130,24 @@ impl IntegrationsService {
 
     /// The project's integrations, ordered by key.
     pub async fn list(&self, project: ProjectId) -> ServiceResult<Arc<Vec<ConfiguredIntegration>>> {
-        let store = self.store.clone();
-        let catalog = self.catalog.clone();
-        self.by_project
-            .try_get_with(project, async move {
-                let integrations = store.list_project_integrations(project).await?;
-                let configured = integrations
-                    .into_iter()
-                    .filter_map(|integration| {
-                        let spec = catalog.get(integration.key.as_str())?.clone();
-                        Some(ConfiguredIntegration { integration, spec })
-                    })
-                    .collect();
-                Ok::<_, ServiceError>(Arc::new(configured))
+        // A synchronous cache: a hit is a hash lookup; concurrent misses may load twice,
+        // which is harmless.
+        if let Some(hit) = self.by_project.get(&project) {
+            return Ok(hit);
+        }
+        let configured: Vec<ConfiguredIntegration> = self
+            .store
+            .list_project_integrations(project)
+            .await?
+            .into_iter()
+            .filter_map(|integration| {
+                let spec = self.catalog.get(integration.key.as_str())?.clone();
+                Some(ConfiguredIntegration { integration, spec })
             })
-            .await
-            .map_err(|e: Arc<ServiceError>| ServiceError::Internal(e.to_string()))
+            .collect();
+        let configured = Arc::new(configured);
+        self.by_project.insert(project, configured.clone());
+        Ok(configured)
     }
 
     /// The user's credentials; no database call when the project has no integrations.

@@ -12,7 +12,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use moka::future::Cache as AsyncCache;
 use moka::sync::Cache;
 use plugboard_core::token::{ALGORITHM, VerifiedClaims};
 use plugboard_core::{ProjectId, TokenClaims, TokenError};
@@ -43,7 +42,7 @@ struct CachedToken {
 pub struct TokenVerifier {
     store: Arc<dyn Store>,
     /// `None` caches "no such project" too, so junk project ids cannot hammer the database.
-    keys: AsyncCache<ProjectId, Option<Arc<ProjectKeys>>>,
+    keys: Cache<ProjectId, Option<Arc<ProjectKeys>>>,
     verified: Cache<[u8; 32], CachedToken>,
 }
 
@@ -57,7 +56,7 @@ impl TokenVerifier {
     pub fn new(store: Arc<dyn Store>, settings: &ServiceSettings) -> Self {
         Self {
             store,
-            keys: AsyncCache::builder()
+            keys: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(settings.signing_key_cache_ttl)
                 .build(),
@@ -102,15 +101,16 @@ impl TokenVerifier {
 
     /// Forgets the cached keys of `project`, after a key was added or revoked here.
     pub async fn invalidate_project(&self, project: ProjectId) {
-        self.keys.invalidate(&project).await;
+        self.keys.invalidate(&project);
     }
 
     async fn project_keys(&self, project: ProjectId) -> ServiceResult<Option<Arc<ProjectKeys>>> {
-        let store = self.store.clone();
-        self.keys
-            .try_get_with(project, async move { load_keys(&*store, project).await })
-            .await
-            .map_err(|e: Arc<ServiceError>| ServiceError::Internal(e.to_string()))
+        if let Some(hit) = self.keys.get(&project) {
+            return Ok(hit);
+        }
+        let loaded = load_keys(&*self.store, project).await?;
+        self.keys.insert(project, loaded.clone());
+        Ok(loaded)
     }
 }
 
