@@ -70,18 +70,12 @@ pub async fn run_load(
         errors += err;
     }
     latencies.sort_unstable();
-    let pick = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
     Ok(LoadReport {
         requests: latencies.len(),
         errors,
         elapsed: duration,
-        p50: pick(0.50),
-        p99: pick(0.99),
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
     })
 }
 
