@@ -211,6 +211,7 @@ mod tests {
                 oauth_client_secret_sealed: None,
                 scopes: None,
                 active: true,
+                custom_spec: None,
                 created_at: 0,
                 updated_at: 0,
             },

@@ -1,11 +1,17 @@
 //! Connecting third-party apps: which providers exist and how each one authorizes.
 //!
-//! For now this crate holds the provider catalog ([`catalog`]): the facts about each
-//! provider (OAuth endpoints, scopes, API base URL, how to identify the connected account)
-//! kept as data under `providers/` and checked when loaded. [`vault`] encrypts credentials at rest under the master key.
-//! The OAuth flows and the credential store that use them come next.
+//! - [`catalog`]: the facts about each provider (OAuth endpoints, scopes, API base URL,
+//!   how to identify the connected account), kept as data under `providers/` and checked
+//!   when loaded;
+//! - [`oauth`]: the OAuth 2.0 conversations with providers;
+//! - [`credentials`]: what a connection's secrets hold and how they authenticate requests;
+//! - [`vault`]: encryption of secrets at rest under the master key.
+//!
+//! Nothing here touches the database: the service layer stores what these produce.
 
 pub mod catalog;
+pub mod credentials;
+pub mod oauth;
 pub mod vault;
 
 pub use catalog::{Catalog, CatalogError, ProviderSpec, RenderError, SpecError, ValidationError};

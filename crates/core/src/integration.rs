@@ -73,6 +73,9 @@ pub struct ProjectIntegration {
     /// Replaces the provider's default scopes when set.
     pub scopes: Option<Vec<String>>,
     pub active: bool,
+    /// A custom integration's provider definition (JSON, the fields of a provider file);
+    /// `None` for catalog providers.
+    pub custom_spec: Option<String>,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
 }

@@ -3,6 +3,7 @@
 //! Values are parsed once at the edge (`UserId::parse`, `Metadata::from_value`, …) and
 //! carried as these types afterwards, so the rest of the code never re-validates them.
 
+pub mod connect;
 pub mod ids;
 pub mod integration;
 pub mod metadata;
@@ -10,6 +11,9 @@ pub mod project;
 pub mod token;
 pub mod user;
 
+pub use connect::{
+    ConnectLink, ConnectSession, ConnectSessionStatus, SealedColumn, SealedRow,
+};
 pub use ids::{IdError, ProjectId, UserId};
 pub use integration::{
     Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations,

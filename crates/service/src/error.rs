@@ -35,6 +35,24 @@ pub enum ServiceError {
     UnknownIntegration(String),
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    #[error("`{0}` is not an integration of this project")]
+    IntegrationNotFound(String),
+    #[error("`{0}` is turned off for this project")]
+    IntegrationInactive(String),
+    #[error("{0}")]
+    WrongAuthKind(String),
+    #[error("no such credential for this user")]
+    CredentialNotFound,
+    #[error("the user has not connected `{0}`")]
+    NotConnected(String),
+    #[error("the connection to `{0}` is no longer valid: the user must connect it again")]
+    CredentialInvalid(String),
+    #[error("the provider refused these credentials: {0}")]
+    CredentialRejected(String),
+    #[error("{0}")]
+    Connect(#[from] crate::connect::ConnectError),
+    #[error(transparent)]
+    Upstream(#[from] crate::connect::UpstreamError),
     #[error("the user kept changing concurrently; try again")]
     ConcurrentUpdate,
     #[error("internal error: {0}")]

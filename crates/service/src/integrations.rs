@@ -32,6 +32,8 @@ pub struct IntegrationSettings {
     pub oauth_client_secret: Option<String>,
     pub scopes: Option<Vec<String>>,
     pub active: Option<bool>,
+    /// A custom integration's definition: the fields of a provider file, as JSON.
+    pub definition: Option<serde_json::Value>,
 }
 
 pub struct IntegrationsService {
@@ -40,6 +42,9 @@ pub struct IntegrationsService {
     vault: Arc<Vault>,
     /// Every SDK call lists the project's integrations; they change rarely.
     by_project: Cache<ProjectId, Arc<Vec<ConfiguredIntegration>>>,
+    /// Whether custom integrations may point at `http://` loopback URLs (tests, the
+    /// development sandbox).
+    allow_loopback_providers: bool,
 }
 
 /// Binds a sealed client secret to its project and integration.
@@ -53,11 +58,13 @@ impl IntegrationsService {
         catalog: Arc<Catalog>,
         vault: Arc<Vault>,
         cache_ttl: Duration,
+        allow_loopback_providers: bool,
     ) -> Self {
         Self {
             store,
             catalog,
             vault,
+            allow_loopback_providers,
             by_project: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(cache_ttl)
@@ -78,13 +85,9 @@ impl IntegrationsService {
     ) -> ServiceResult<ConfiguredIntegration> {
         let key =
             IntegrationKey::parse(key).map_err(|e| ServiceError::InvalidInput(e.to_string()))?;
-        let spec = self
-            .catalog
-            .get(key.as_str())
-            .cloned()
-            .ok_or_else(|| ServiceError::UnknownIntegration(key.to_string()))?;
-        validate_settings(&settings)?;
         let existing = self.store.get_project_integration(project, &key).await?;
+        let (spec, custom_spec) = self.spec_for(&key, &settings, existing.as_ref())?;
+        validate_settings(&settings)?;
         let now = now_millis();
         let sealed_secret = match &settings.oauth_client_secret {
             Some(secret) => Some(
@@ -111,6 +114,7 @@ impl IntegrationsService {
                 .active
                 .or(existing.as_ref().map(|e| e.active))
                 .unwrap_or(true),
+            custom_spec,
             created_at: existing.as_ref().map_or(now, |e| e.created_at),
             updated_at: now,
         };
@@ -141,13 +145,124 @@ impl IntegrationsService {
             .await?
             .into_iter()
             .filter_map(|integration| {
-                let spec = self.catalog.get(integration.key.as_str())?.clone();
+                let spec = self.stored_spec(&integration)?;
                 Some(ConfiguredIntegration { integration, spec })
             })
             .collect();
         let configured = Arc::new(configured);
         self.by_project.insert(project, configured.clone());
         Ok(configured)
+    }
+
+    /// The provider definition for `key`: the catalog's, or a custom one given now or
+    /// stored before. Returns it with the JSON to store for custom integrations.
+    fn spec_for(
+        &self,
+        key: &IntegrationKey,
+        settings: &IntegrationSettings,
+        existing: Option<&ProjectIntegration>,
+    ) -> ServiceResult<(ProviderSpec, Option<String>)> {
+        if !key.is_custom() {
+            if settings.definition.is_some() {
+                return Err(ServiceError::InvalidInput(
+                    "only custom integrations (`custom.<slug>`) take a definition".into(),
+                ));
+            }
+            let spec = self
+                .catalog
+                .get(key.as_str())
+                .cloned()
+                .ok_or_else(|| ServiceError::UnknownIntegration(key.to_string()))?;
+            return Ok((spec, None));
+        }
+        let Some(definition) = &settings.definition else {
+            let stored = existing.and_then(|e| self.stored_spec(e)).ok_or_else(|| {
+                ServiceError::InvalidInput(format!(
+                    "{key} is a new custom integration: give its `definition`"
+                ))
+            })?;
+            return Ok((stored, existing.and_then(|e| e.custom_spec.clone())));
+        };
+        let mut definition = definition.clone();
+        if let Some(object) = definition.as_object_mut() {
+            object
+                .entry("key")
+                .or_insert_with(|| serde_json::Value::String(key.to_string()));
+        }
+        let spec = ProviderSpec::from_custom_json(definition)
+            .map_err(|e| ServiceError::InvalidInput(format!("definition: {e}")))?;
+        if spec.key != key.as_str() {
+            return Err(ServiceError::InvalidInput(format!(
+                "definition: key `{}` does not match the integration `{key}`",
+                spec.key
+            )));
+        }
+        if spec.uses_plain_http() && !self.allow_loopback_providers {
+            return Err(ServiceError::InvalidInput(
+                "definition: only https URLs are allowed (this server does not allow loopback providers)"
+                    .into(),
+            ));
+        }
+        let json = serde_json::to_string(&spec).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        Ok((spec, Some(json)))
+    }
+
+    /// The provider definition of a stored integration; `None` (the integration is left
+    /// out) when the catalog no longer has it or a stored definition no longer parses.
+    fn stored_spec(&self, integration: &ProjectIntegration) -> Option<ProviderSpec> {
+        match &integration.custom_spec {
+            Some(json) => {
+                let value = serde_json::from_str(json).ok()?;
+                let spec = ProviderSpec::from_custom_json(value);
+                if let Err(e) = &spec {
+                    tracing::warn!(integration = %integration.key, error = %e, "stored custom integration no longer valid");
+                }
+                spec.ok()
+            }
+            None => self.catalog.get(integration.key.as_str()).cloned(),
+        }
+    }
+
+    /// The project's integration with this key.
+    pub async fn find(
+        &self,
+        project: ProjectId,
+        key: &str,
+    ) -> ServiceResult<Option<ConfiguredIntegration>> {
+        Ok(self
+            .list(project)
+            .await?
+            .iter()
+            .find(|c| c.integration.key.as_str() == key)
+            .cloned())
+    }
+
+    /// The project's integration with this id.
+    pub async fn find_by_id(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+    ) -> ServiceResult<Option<ConfiguredIntegration>> {
+        Ok(self
+            .list(project)
+            .await?
+            .iter()
+            .find(|c| c.integration.id == id)
+            .cloned())
+    }
+
+    /// The integration's OAuth client secret, opened.
+    pub fn client_secret(&self, configured: &ConfiguredIntegration) -> ServiceResult<Option<String>> {
+        let Some(sealed) = &configured.integration.oauth_client_secret_sealed else {
+            return Ok(None);
+        };
+        let context = secret_context(configured.integration.project_id, &configured.integration.key);
+        let opened = self
+            .vault
+            .open(sealed, &context)
+            .and_then(|o| o.into_string())
+            .map_err(|e| ServiceError::Internal(format!("client secret: {e}")))?;
+        Ok(Some(opened))
     }
 
     /// The user's credentials; no database call when the project has no integrations.
@@ -165,7 +280,10 @@ impl IntegrationsService {
 }
 
 fn needs_oauth_app(spec: &ProviderSpec) -> bool {
-    matches!(spec.auth, AuthSpec::Oauth2(_))
+    matches!(
+        spec.auth,
+        AuthSpec::Oauth2(_) | AuthSpec::Oauth2ClientCredentials(_)
+    )
 }
 
 fn validate_settings(settings: &IntegrationSettings) -> ServiceResult<()> {

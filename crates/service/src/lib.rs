@@ -2,6 +2,7 @@
 //! They speak domain types, hold the caches, and reach storage only through
 //! `Arc<dyn Store>`. Nothing here knows about HTTP.
 
+pub mod connect;
 pub mod error;
 pub mod integrations;
 pub mod keys;
@@ -44,6 +45,12 @@ pub struct ServiceSettings {
     /// The key credentials and client secrets are sealed under. `None` (tests, tools that
     /// store no secrets) uses a random key for this process only.
     pub master_key: Option<[u8; 32]>,
+    /// Older master keys, still used to open values sealed before a rotation.
+    pub previous_master_keys: Vec<[u8; 32]>,
+    /// Whether custom integrations may use `http://` loopback URLs (tests and the
+    /// development sandbox only).
+    pub allow_loopback_providers: bool,
+    pub connect: connect::ConnectSettings,
 }
 
 impl std::fmt::Debug for ServiceSettings {
@@ -65,6 +72,11 @@ impl Default for ServiceSettings {
             user_cache_ttl: None,
             user_cache_capacity: 100_000,
             master_key: None,
+            previous_master_keys: Vec::new(),
+            allow_loopback_providers: false,
+            connect: connect::ConnectSettings::new(
+                url::Url::parse("http://127.0.0.1:8080").expect("a valid URL"),
+            ),
         }
     }
 }
@@ -78,6 +90,7 @@ pub struct Services {
     pub tokens: Arc<TokenVerifier>,
     pub last_seen: Arc<last_seen::LastSeenTracker>,
     pub integrations: Arc<IntegrationsService>,
+    pub connect: Arc<connect::ConnectService>,
 }
 
 impl Services {
@@ -89,15 +102,27 @@ impl Services {
             rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
             key
         });
-        let vault = Arc::new(Vault::new(&master_key, &[]).expect("a 32-byte key is valid"));
+        let vault = Arc::new(
+            Vault::new(&master_key, &settings.previous_master_keys)
+                .expect("32-byte keys are valid"),
+        );
         let integrations = Arc::new(IntegrationsService::new(
             store.clone(),
             Arc::new(Catalog::embedded()),
-            vault,
+            vault.clone(),
             settings.signing_key_cache_ttl,
+            settings.allow_loopback_providers,
+        ));
+        let connect = Arc::new(connect::ConnectService::new(
+            store.clone(),
+            integrations.clone(),
+            vault,
+            &master_key,
+            settings.connect.clone(),
         ));
         Self {
             integrations,
+            connect,
             projects: Arc::new(ProjectsService::new(store.clone(), tokens.clone())),
             users: Arc::new(UsersService::new(
                 store.clone(),

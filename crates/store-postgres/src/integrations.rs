@@ -55,11 +55,12 @@ pub(crate) async fn upsert_integration(
     let row = sqlx::query(concat!(
         "INSERT INTO project_integrations (",
         integration_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (project_id, key) DO UPDATE SET \
          oauth_client_id = EXCLUDED.oauth_client_id, \
          oauth_client_secret_sealed = EXCLUDED.oauth_client_secret_sealed, \
-         scopes = EXCLUDED.scopes, active = EXCLUDED.active, updated_at = EXCLUDED.updated_at \
+         scopes = EXCLUDED.scopes, active = EXCLUDED.active, updated_at = EXCLUDED.updated_at, \
+         custom_spec = EXCLUDED.custom_spec \
          RETURNING ",
         integration_columns!()
     ))
@@ -72,6 +73,7 @@ pub(crate) async fn upsert_integration(
     .bind(i.active)
     .bind(i.created_at)
     .bind(i.updated_at)
+    .bind(i.custom_spec.as_deref())
     .fetch_one(pool)
     .await
     .map_err(db_err)?;

@@ -8,12 +8,14 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use plugboard_core::{
+    ConnectLink, ConnectSession, SealedColumn, SealedRow,
     ConnectedUser, Credential, CredentialConfiguration, CredentialStatus,
     CredentialWithConfigurations, ErasedCounts, IntegrationKey, Metadata, Project, ProjectId,
     ProjectIntegration, SecretKeyRecord, SigningKeyRecord, UnixMillis, UserFilter, UserId,
     UserPage,
 };
 use plugboard_store::{
+    ConnectOutcome,
     CredentialSecretsWrite, LastSeen, MetadataWrite, Store, StoreError, StoreResult,
 };
 use serde_json::{Map, Value};
@@ -21,6 +23,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool, QueryBuilder, Row};
 use uuid::Uuid;
 
+mod connect;
 mod integrations;
 mod rows;
 mod users;
@@ -596,5 +599,74 @@ impl Store for PostgresStore {
 
     async fn release_refresh_lease(&self, credential_id: Uuid, holder: &str) -> StoreResult<()> {
         integrations::release_lease(&self.pool, credential_id, holder).await
+    }
+
+    async fn insert_connect_session(&self, session: &ConnectSession) -> StoreResult<()> {
+        connect::insert_session(&self.pool, session).await
+    }
+
+    async fn consume_connect_session(
+        &self,
+        id: Uuid,
+        now: UnixMillis,
+    ) -> StoreResult<Option<ConnectSession>> {
+        connect::consume_session(&self.pool, id, now).await
+    }
+
+    async fn finish_connect_session(&self, id: Uuid, outcome: &ConnectOutcome) -> StoreResult<()> {
+        connect::finish_session(&self.pool, id, outcome).await
+    }
+
+    async fn find_connect_session(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        client_session_id: &str,
+    ) -> StoreResult<Option<ConnectSession>> {
+        connect::find_session(&self.pool, project, user, client_session_id).await
+    }
+
+    async fn delete_connect_sessions(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        client_session_id: &str,
+    ) -> StoreResult<u64> {
+        connect::delete_sessions(&self.pool, project, user, client_session_id).await
+    }
+
+    async fn purge_expired_connect_records(&self, before: UnixMillis) -> StoreResult<u64> {
+        connect::purge_expired(&self.pool, before).await
+    }
+
+    async fn insert_connect_link(&self, link: &ConnectLink) -> StoreResult<()> {
+        connect::insert_link(&self.pool, link).await
+    }
+
+    async fn consume_connect_link(
+        &self,
+        token_hash: &str,
+        now: UnixMillis,
+    ) -> StoreResult<Option<ConnectLink>> {
+        connect::consume_link(&self.pool, token_hash, now).await
+    }
+
+    async fn list_sealed(
+        &self,
+        column: SealedColumn,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<SealedRow>> {
+        connect::list_sealed(&self.pool, column, after, limit).await
+    }
+
+    async fn replace_sealed(
+        &self,
+        column: SealedColumn,
+        id: Uuid,
+        expected: &str,
+        replacement: &str,
+    ) -> StoreResult<bool> {
+        connect::replace_sealed(&self.pool, column, id, expected, replacement).await
     }
 }

@@ -89,7 +89,7 @@ pub(crate) fn secret_key(row: &PgRow) -> StoreResult<SecretKeyRecord> {
 macro_rules! integration_columns {
     () => {
         "id, project_id, key, oauth_client_id, oauth_client_secret_sealed, scopes, active, \
-         created_at, updated_at"
+         created_at, updated_at, custom_spec"
     };
 }
 pub(crate) use integration_columns;
@@ -148,6 +148,7 @@ pub(crate) fn integration(row: &PgRow) -> StoreResult<ProjectIntegration> {
             .transpose()
             .map_err(corrupt)?,
         active: get(row, "active")?,
+        custom_spec: get(row, "custom_spec")?,
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
     })

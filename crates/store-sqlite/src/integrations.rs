@@ -18,7 +18,7 @@ use crate::{db_err, uuid_col};
 macro_rules! integration_columns {
     () => {
         "id, project_id, key, oauth_client_id, oauth_client_secret_sealed, scopes, active, \
-         created_at, updated_at"
+         created_at, updated_at, custom_spec"
     };
 }
 
@@ -105,6 +105,7 @@ fn integration_from_row(row: &SqliteRow) -> StoreResult<ProjectIntegration> {
             .transpose()
             .map_err(corrupt)?,
         active: row.try_get("active").map_err(db_err)?,
+        custom_spec: row.try_get("custom_spec").map_err(db_err)?,
         created_at: row.try_get("created_at").map_err(db_err)?,
         updated_at: row.try_get("updated_at").map_err(db_err)?,
     })
@@ -187,11 +188,12 @@ pub(crate) async fn upsert_integration(
     let row = sqlx::query(concat!(
         "INSERT INTO project_integrations (",
         integration_columns!(),
-        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (project_id, key) DO UPDATE SET \
          oauth_client_id = excluded.oauth_client_id, \
          oauth_client_secret_sealed = excluded.oauth_client_secret_sealed, \
-         scopes = excluded.scopes, active = excluded.active, updated_at = excluded.updated_at \
+         scopes = excluded.scopes, active = excluded.active, updated_at = excluded.updated_at, \
+         custom_spec = excluded.custom_spec \
          RETURNING ",
         integration_columns!()
     ))
@@ -204,6 +206,7 @@ pub(crate) async fn upsert_integration(
     .bind(i.active)
     .bind(i.created_at)
     .bind(i.updated_at)
+    .bind(i.custom_spec.as_deref())
     .fetch_one(pool)
     .await
     .map_err(db_err)?;

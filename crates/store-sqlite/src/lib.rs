@@ -10,12 +10,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use plugboard_core::user::search_fold;
 use plugboard_core::{
+    ConnectLink, ConnectSession, SealedColumn, SealedRow,
     ConnectedUser, Credential, CredentialConfiguration, CredentialStatus,
     CredentialWithConfigurations, ErasedCounts, IntegrationKey, Metadata, Project, ProjectId,
     ProjectIntegration, SecretKeyRecord, SigningKeyRecord, UnixMillis, UserFilter, UserId,
     UserPage,
 };
 use plugboard_store::{
+    ConnectOutcome,
     CredentialSecretsWrite, LastSeen, MetadataWrite, Store, StoreError, StoreResult,
 };
 use serde_json::{Map, Value};
@@ -25,6 +27,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 
+mod connect;
 mod integrations;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -757,5 +760,74 @@ impl Store for SqliteStore {
 
     async fn release_refresh_lease(&self, credential_id: Uuid, holder: &str) -> StoreResult<()> {
         integrations::release_lease(&self.writer, credential_id, holder).await
+    }
+
+    async fn insert_connect_session(&self, session: &ConnectSession) -> StoreResult<()> {
+        connect::insert_session(&self.writer, session).await
+    }
+
+    async fn consume_connect_session(
+        &self,
+        id: Uuid,
+        now: UnixMillis,
+    ) -> StoreResult<Option<ConnectSession>> {
+        connect::consume_session(&self.writer, id, now).await
+    }
+
+    async fn finish_connect_session(&self, id: Uuid, outcome: &ConnectOutcome) -> StoreResult<()> {
+        connect::finish_session(&self.writer, id, outcome).await
+    }
+
+    async fn find_connect_session(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        client_session_id: &str,
+    ) -> StoreResult<Option<ConnectSession>> {
+        connect::find_session(&self.reader, project, user, client_session_id).await
+    }
+
+    async fn delete_connect_sessions(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        client_session_id: &str,
+    ) -> StoreResult<u64> {
+        connect::delete_sessions(&self.writer, project, user, client_session_id).await
+    }
+
+    async fn purge_expired_connect_records(&self, before: UnixMillis) -> StoreResult<u64> {
+        connect::purge_expired(&self.writer, before).await
+    }
+
+    async fn insert_connect_link(&self, link: &ConnectLink) -> StoreResult<()> {
+        connect::insert_link(&self.writer, link).await
+    }
+
+    async fn consume_connect_link(
+        &self,
+        token_hash: &str,
+        now: UnixMillis,
+    ) -> StoreResult<Option<ConnectLink>> {
+        connect::consume_link(&self.writer, token_hash, now).await
+    }
+
+    async fn list_sealed(
+        &self,
+        column: SealedColumn,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<SealedRow>> {
+        connect::list_sealed(&self.reader, column, after, limit).await
+    }
+
+    async fn replace_sealed(
+        &self,
+        column: SealedColumn,
+        id: Uuid,
+        expected: &str,
+        replacement: &str,
+    ) -> StoreResult<bool> {
+        connect::replace_sealed(&self.writer, column, id, expected, replacement).await
     }
 }

@@ -746,6 +746,7 @@ fn integration(project: ProjectId, k: &str) -> ProjectIntegration {
         oauth_client_secret_sealed: Some(format!("sealed-{k}")),
         scopes: Some(vec!["read".into(), "write".into()]),
         active: true,
+        custom_spec: None,
         created_at: T0,
         updated_at: T0,
     }
@@ -834,11 +835,13 @@ pub async fn integrations_upsert_list_and_get(store: Arc<dyn Store>) {
             scopes: None,
             oauth_client_id: None,
             oauth_client_secret_sealed: None,
+            custom_spec: Some(r#"{"key":"custom.my-app"}"#.into()),
             ..integration(project, "custom.my-app")
         })
         .await
         .unwrap();
     assert_eq!(custom.scopes, None);
+    assert_eq!(custom.custom_spec.as_deref(), Some(r#"{"key":"custom.my-app"}"#));
     assert_eq!(
         store.list_project_integrations(project).await.unwrap(),
         vec![custom.clone(), hubspot.clone(), salesforce.clone()]

@@ -5,9 +5,9 @@
 
 use async_trait::async_trait;
 use plugboard_core::{
-    ConnectedUser, Credential, CredentialConfiguration, CredentialStatus,
+    ConnectLink, ConnectSession, ConnectSessionStatus, ConnectedUser, Credential, CredentialConfiguration, CredentialStatus,
     CredentialWithConfigurations, ErasedCounts, IntegrationKey, Metadata, Project, ProjectId,
-    ProjectIntegration, SecretKeyRecord, SigningKeyRecord, UnixMillis, UserFilter, UserId,
+    ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord, SigningKeyRecord, UnixMillis, UserFilter, UserId,
     UserPage,
 };
 use serde_json::{Map, Value};
@@ -236,4 +236,81 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Gives up `holder`'s lease on the credential; another holder's lease is left alone.
     async fn release_refresh_lease(&self, credential_id: Uuid, holder: &str) -> StoreResult<()>;
+
+    /// Records a connect attempt. `NotFound` when its user or integration does not exist
+    /// in its project.
+    async fn insert_connect_session(&self, session: &ConnectSession) -> StoreResult<()>;
+    /// Marks the attempt used and returns it, if it exists, is unused and has not expired
+    /// at `now`; `None` otherwise. One conditional statement, so two concurrent callbacks
+    /// with the same state cannot both succeed.
+    async fn consume_connect_session(
+        &self,
+        id: Uuid,
+        now: UnixMillis,
+    ) -> StoreResult<Option<ConnectSession>>;
+    /// Records how an attempt ended.
+    async fn finish_connect_session(
+        &self,
+        id: Uuid,
+        outcome: &ConnectOutcome,
+    ) -> StoreResult<()>;
+    /// The user's newest attempt with this SDK session id.
+    async fn find_connect_session(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        client_session_id: &str,
+    ) -> StoreResult<Option<ConnectSession>>;
+    /// Forgets the user's attempts with this SDK session id; returns how many went.
+    async fn delete_connect_sessions(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        client_session_id: &str,
+    ) -> StoreResult<u64>;
+    /// Deletes attempts and links that expired before `before`; returns how many went.
+    async fn purge_expired_connect_records(&self, before: UnixMillis) -> StoreResult<u64>;
+
+    /// Stores a one-time connect link. `NotFound` when its user or integration does not
+    /// exist in its project.
+    async fn insert_connect_link(&self, link: &ConnectLink) -> StoreResult<()>;
+    /// Marks the link used and returns it, if it exists, is unused and has not expired.
+    async fn consume_connect_link(
+        &self,
+        token_hash: &str,
+        now: UnixMillis,
+    ) -> StoreResult<Option<ConnectLink>>;
+
+    /// Up to `limit` sealed values of one column, ordered by id, after `after`.
+    async fn list_sealed(
+        &self,
+        column: SealedColumn,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<SealedRow>>;
+    /// Replaces a sealed value if it still is `expected`; false when it changed meanwhile
+    /// (a refresh wrote new secrets, which are sealed with the current key anyway).
+    async fn replace_sealed(
+        &self,
+        column: SealedColumn,
+        id: Uuid,
+        expected: &str,
+        replacement: &str,
+    ) -> StoreResult<bool>;
+}
+
+/// How a connect attempt ended, as [`Store::finish_connect_session`] records it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnectOutcome {
+    Succeeded { credential_id: Uuid },
+    Failed { code: String, message: String },
+}
+
+impl ConnectOutcome {
+    pub fn status(&self) -> ConnectSessionStatus {
+        match self {
+            Self::Succeeded { .. } => ConnectSessionStatus::Succeeded,
+            Self::Failed { .. } => ConnectSessionStatus::Failed,
+        }
+    }
 }

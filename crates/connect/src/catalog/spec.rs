@@ -38,6 +38,11 @@ impl ProviderSpec {
     pub fn user_input(&self, key: &str) -> Option<&UserInput> {
         self.user_inputs.iter().find(|input| input.key == key)
     }
+
+    /// The keys of its declared user inputs.
+    pub fn user_inputs_keys(&self) -> Vec<&str> {
+        self.user_inputs.iter().map(|i| i.key.as_str()).collect()
+    }
 }
 
 /// What kind of product a provider is; used to group the catalog for display.

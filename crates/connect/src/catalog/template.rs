@@ -220,7 +220,7 @@ impl UrlTemplate {
             url: out.clone(),
             reason: e.to_string(),
         })?;
-        if url.scheme() != "https" {
+        if url.scheme() != "https" && !is_loopback_http(&url) {
             return Err(RenderError::NotHttps { url: out });
         }
         if url.host_str().is_none_or(str::is_empty) {
@@ -249,6 +249,21 @@ impl TryFrom<String> for UrlTemplate {
 impl From<UrlTemplate> for String {
     fn from(template: UrlTemplate) -> String {
         template.raw
+    }
+}
+
+/// Plain `http` to this machine, allowed so tests and the development sandbox can run a
+/// provider on loopback. Whether a project may point an integration there is decided
+/// by the server's settings (custom integrations are checked when saved).
+pub fn is_loopback_http(url: &Url) -> bool {
+    if url.scheme() != "http" {
+        return false;
+    }
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 

@@ -87,6 +87,14 @@ impl ProviderSpec {
         self.validate()
     }
 
+    /// Whether any of its URLs is plain `http` (allowed only to loopback, for tests and
+    /// the development sandbox).
+    pub fn uses_plain_http(&self) -> bool {
+        self.templates()
+            .iter()
+            .any(|(_, template, _)| template.as_str().starts_with("http://"))
+    }
+
     /// The template behind `account_id.request`: its path joined to `api_base_url` when
     /// relative, as written when absolute.
     pub fn identity_url_template(&self) -> Option<UrlTemplate> {

@@ -1,0 +1,100 @@
+//! Connecting an account: the server-side record of one attempt (an OAuth round trip) and
+//! the one-time links that start one for apps without the browser SDK.
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::{ProjectId, UnixMillis, UserId};
+
+/// Where a connect attempt stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectSessionStatus {
+    /// Sent to the provider; no answer yet.
+    Pending,
+    /// The credential was stored (`credential_id`).
+    Succeeded,
+    /// It ended in an error (`error_code`, `error_message`).
+    Failed,
+}
+
+impl ConnectSessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "PENDING" => Some(Self::Pending),
+            "SUCCEEDED" => Some(Self::Succeeded),
+            "FAILED" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One attempt to connect an account through an OAuth redirect. The `state` sent to the
+/// provider names it; it can be consumed once, before `expires_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectSession {
+    pub id: Uuid,
+    pub project_id: ProjectId,
+    pub user_id: UserId,
+    pub integration_id: Uuid,
+    /// The browser SDK's own id for the attempt, which it polls
+    /// (`/sdk/actions/session-id/{sid}`).
+    pub client_session_id: Option<String>,
+    /// The PKCE verifier and the user's inputs, sealed by the vault.
+    pub secrets_sealed: String,
+    /// The page origin the result is posted to (`originForPostMessage`).
+    pub origin: Option<String>,
+    /// Install options from the SDK (`allowMultipleCredentials`, `externalId`…) and where
+    /// to send the user afterwards.
+    pub options: Map<String, Value>,
+    pub status: ConnectSessionStatus,
+    pub credential_id: Option<Uuid>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+    /// Set when the provider's redirect came back with its state; a second use fails.
+    pub consumed_at: Option<UnixMillis>,
+}
+
+/// A one-time URL a SaaS app hands its user to connect one integration. Only a hash of
+/// its token is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectLink {
+    pub token_hash: String,
+    pub project_id: ProjectId,
+    pub user_id: UserId,
+    pub integration_id: Uuid,
+    /// Where the user lands after connecting, if the app asked for it.
+    pub return_url: Option<String>,
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+    pub used_at: Option<UnixMillis>,
+}
+
+/// A value sealed by the vault, as listed for re-encryption under a new master key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedRow {
+    /// The credential or project integration it belongs to.
+    pub id: Uuid,
+    pub project_id: ProjectId,
+    /// The integration key, for project integrations' client secrets.
+    pub key: Option<String>,
+    pub sealed: String,
+}
+
+/// Which sealed column [`SealedRow`]s come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedColumn {
+    /// `credentials.secrets_sealed`.
+    CredentialSecrets,
+    /// `project_integrations.oauth_client_secret_sealed`.
+    IntegrationClientSecret,
+}
