@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::*;
 
-const DELAY: Duration = Duration::from_millis(400);
+// Long enough that an undelayed loopback request stays well under it on a loaded machine.
+const DELAY: Duration = Duration::from_millis(1500);
 
 async fn api(h: &Harness, token: &str) -> Response {
     let request = h.http.get(h.url("/api/me")).bearer_auth(token);
