@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use plugboard_core::{IdError, MetadataError};
 use plugboard_service::ServiceError;
+use plugboard_service::connect::{ConnectError, UpstreamError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -79,9 +80,40 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidInput(_) => (S::UNPROCESSABLE_ENTITY, "invalid_input"),
             ServiceError::UnknownIntegration(_) => (S::UNPROCESSABLE_ENTITY, "unknown_integration"),
             ServiceError::ConcurrentUpdate => (S::CONFLICT, "concurrent_update"),
+            ServiceError::IntegrationNotFound(_) => (S::NOT_FOUND, "integration_not_found"),
+            ServiceError::IntegrationInactive(_) => (S::CONFLICT, "integration_inactive"),
+            ServiceError::WrongAuthKind(_) => (S::BAD_REQUEST, "wrong_auth_kind"),
+            ServiceError::CredentialNotFound => (S::NOT_FOUND, "credential_not_found"),
+            ServiceError::NotConnected(_) => (S::NOT_FOUND, "not_connected"),
+            ServiceError::CredentialInvalid(_) => (S::CONFLICT, "credential_invalid"),
+            ServiceError::CredentialRejected(_) => {
+                (S::UNPROCESSABLE_ENTITY, "credential_rejected")
+            }
+            ServiceError::Connect(c) => (connect_status(c), c.code()),
+            ServiceError::Upstream(u) => upstream_status(u),
             ServiceError::Internal(_) | ServiceError::Store(_) => return Self::internal(&e),
         };
         Self::new(status, code, message)
+    }
+}
+
+fn connect_status(e: &ConnectError) -> StatusCode {
+    match e {
+        ConnectError::InvalidState | ConnectError::Denied(_) => StatusCode::BAD_REQUEST,
+        ConnectError::InvalidLink => StatusCode::GONE,
+        ConnectError::ExchangeFailed(_) => StatusCode::BAD_GATEWAY,
+    }
+}
+
+fn upstream_status(e: &UpstreamError) -> (StatusCode, &'static str) {
+    match e {
+        UpstreamError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+        UpstreamError::Unavailable(_) => (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
+        UpstreamError::TooLarge(_) => (StatusCode::BAD_GATEWAY, "upstream_too_large"),
+        UpstreamError::RateLimited { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, "upstream_rate_limited")
+        }
+        UpstreamError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_proxy_path"),
     }
 }
 

@@ -8,12 +8,15 @@
 //! Handlers are thin: an extractor authenticates and parses, a service does the work, and
 //! [`error::ApiError`] is the one place errors become HTTP.
 
+pub mod connect;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod management;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod pages;
 pub mod sdk;
 pub mod wire;
 
@@ -85,6 +88,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(sdk::router())
         .merge(management::router())
+        .merge(connect::public_router())
+        .merge(connections::router())
         .merge(ops::router())
         .fallback(ops::route_not_found)
         // Not `method_not_allowed_fallback`: it would replace the per-route fallbacks that

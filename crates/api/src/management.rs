@@ -785,6 +785,11 @@ pub struct ConfigureIntegrationBody {
     /// Replaces the provider's default scopes.
     pub scopes: Option<Vec<String>>,
     pub active: Option<bool>,
+    /// For a custom integration (`custom.<slug>`): its definition, with the fields of a
+    /// provider file (`name`, `brand_color`, `category`, `auth`, `api_base_url`,
+    /// `account_id`…; see `providers/README.md`). Required the first time.
+    #[schema(value_type = Option<Object>)]
+    pub definition: Option<Value>,
 }
 
 #[utoipa::path(
@@ -803,8 +808,9 @@ pub async fn list_integrations(
     }))
 }
 
-/// Turns an integration of the provider catalog on for the project (or changes it), with
-/// the project's OAuth app. The SDK lists it from then on.
+/// Turns an integration on for the project (or changes it), with the project's OAuth app:
+/// a catalog provider by its key, or a custom integration (`custom.<slug>`) with its
+/// `definition`. The SDK lists it from then on.
 #[utoipa::path(
     put, path = "/api/v1/projects/{projectId}/integrations/{key}", tag = "integrations",
     params(("projectId" = String, Path), ("key" = String, Path, description = "Provider key, e.g. `salesforce`")),
@@ -826,6 +832,7 @@ pub async fn configure_integration(
         oauth_client_secret: body.oauth_client_secret,
         scopes: body.scopes,
         active: body.active,
+        definition: body.definition,
     };
     let configured = state
         .services

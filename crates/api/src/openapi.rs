@@ -5,13 +5,15 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::{management, ops, sdk};
+use crate::{connections, management, ops, sdk};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Plugboard", description = "Embedded integration platform: the Paragon-compatible SDK API and Plugboard's management API."),
     paths(
         sdk::get_me, sdk::patch_me, sdk::list_integrations,
+        connections::list_credentials, connections::disconnect,
+        connections::create_connect_link, connections::proxy,
         management::create_project, management::get_project,
         management::list_users, management::get_user, management::put_user, management::patch_user,
         management::replace_meta, management::suspend_user, management::resume_user, management::delete_user,

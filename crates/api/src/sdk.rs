@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
             "/projects/{projectId}/sdk/integrations",
             get(list_integrations),
         )
+        .merge(crate::connect::sdk_router())
         .layer(cors())
 }
 

@@ -74,9 +74,16 @@ pub fn timestamp(ms: i64) -> String {
 pub fn sdk_integration(configured: &ConfiguredIntegration) -> Value {
     let i = &configured.integration;
     let spec = &configured.spec;
+    // The SDK keys custom integrations by `customIntegration.slug` (§D.2).
+    let custom = i.key.is_custom().then(|| {
+        json!({
+            "id": i.id, "slug": i.key.as_str(), "name": spec.name,
+            "icon": null, "inputFields": []
+        })
+    });
     json!({
         "id": i.id,
-        "type": i.key.as_str(),
+        "type": if custom.is_some() { "custom" } else { i.key.as_str() },
         "name": spec.name,
         "brandColor": spec.brand_color,
         "isActive": i.active,
@@ -85,8 +92,8 @@ pub fn sdk_integration(configured: &ConfiguredIntegration) -> Value {
         "projectId": i.project_id,
         "dateCreated": timestamp(i.created_at),
         "dateUpdated": timestamp(i.updated_at),
-        "customIntegrationId": null,
-        "customIntegration": null,
+        "customIntegrationId": custom.as_ref().map(|_| i.id),
+        "customIntegration": custom,
         "hasCredential": i.oauth_client_id.is_some(),
         "connectedUserLimitOnDevCred": 0,
         "connectedUserLimitReached": false,

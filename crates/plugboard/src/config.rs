@@ -73,6 +73,45 @@ pub struct Config {
     /// the cache. Unset: 60 000 on SQLite (one node, every write goes through it), off on
     /// PostgreSQL (other nodes' writes would show only after this long).
     pub user_cache_ttl_ms: Option<u64>,
+    /// Master keys used before the current one (base64, like `master_key`): values sealed
+    /// under them still open, and `plugboard keys rotate` re-seals them to the current key.
+    pub previous_master_keys: Vec<Secret>,
+    /// Connecting accounts and calling providers.
+    pub connect: ConnectConfig,
+    /// Lets custom integrations use `http://` URLs on loopback. For tests and local
+    /// development only: it would let a project aim the proxy at this machine.
+    pub allow_loopback_providers: bool,
+    /// Serves the development-only OAuth provider under `/sandbox` (`plugboard dev` turns
+    /// it on).
+    pub sandbox: bool,
+}
+
+/// Settings of connecting accounts and of calls to providers.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectConfig {
+    /// Tokens expiring within this many seconds are refreshed before use.
+    pub refresh_margin_secs: u64,
+    /// Time allowed for each request to a provider, in seconds.
+    pub provider_timeout_secs: u64,
+    /// Largest provider answer the proxy relays, in bytes.
+    pub proxy_max_response_bytes: usize,
+    /// How long a user has to finish an OAuth round trip, in seconds.
+    pub session_ttl_secs: u64,
+    /// How long a connect link stays usable, in seconds.
+    pub link_ttl_secs: u64,
+}
+
+impl Default for ConnectConfig {
+    fn default() -> Self {
+        Self {
+            refresh_margin_secs: 300,
+            provider_timeout_secs: 30,
+            proxy_max_response_bytes: 10 * 1024 * 1024,
+            session_ttl_secs: 600,
+            link_ttl_secs: 7 * 24 * 3600,
+        }
+    }
 }
 
 impl Default for Config {
@@ -91,6 +130,10 @@ impl Default for Config {
             token_cache_capacity: 100_000,
             signing_key_cache_ttl_secs: 5,
             user_cache_ttl_ms: None,
+            previous_master_keys: Vec::new(),
+            connect: ConnectConfig::default(),
+            allow_loopback_providers: false,
+            sandbox: false,
         }
     }
 }
@@ -126,6 +169,10 @@ const ENV_KEYS: &[&str] = &[
     "token_cache_capacity",
     "signing_key_cache_ttl_secs",
     "user_cache_ttl_ms",
+    "previous_master_keys",
+    "connect",
+    "allow_loopback_providers",
+    "sandbox",
 ];
 
 impl Config {
@@ -179,6 +226,19 @@ impl Config {
         if let Some(key) = &self.master_key {
             decode_master_key(key)?;
         }
+        for key in &self.previous_master_keys {
+            decode_master_key(key).map_err(|e| invalid("previous_master_keys", e.reason))?;
+        }
+        if url::Url::parse(&self.public_url).is_err() {
+            return Err(invalid("public_url", "is not a valid URL"));
+        }
+        let c = &self.connect;
+        if c.provider_timeout_secs == 0 || c.session_ttl_secs == 0 || c.link_ttl_secs == 0 {
+            return Err(invalid("connect", "timeouts and lifetimes must be at least 1 second"));
+        }
+        if c.proxy_max_response_bytes < 1024 {
+            return Err(invalid("connect.proxy_max_response_bytes", "must be at least 1024"));
+        }
         if self
             .admin_token
             .as_ref()
@@ -219,6 +279,14 @@ impl Config {
 
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
+    }
+
+    /// The previous master keys' bytes (validated by [`Config::validate`]).
+    pub fn previous_master_key_bytes(&self) -> Vec<[u8; 32]> {
+        self.previous_master_keys
+            .iter()
+            .filter_map(|key| decode_master_key(key).ok())
+            .collect()
     }
 
     /// The user cache's lifetime, resolving the backend-dependent default.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use plugboard_api::{ApiSettings, AppState};
+use plugboard_service::connect::ConnectSettings;
 use plugboard_service::{ServiceSettings, Services};
 use plugboard_store::{Store, StoreError};
 use plugboard_store_postgres::PostgresStore;
@@ -43,7 +44,23 @@ pub fn service_settings(config: &Config) -> ServiceSettings {
         signing_key_cache_ttl: Duration::from_secs(config.signing_key_cache_ttl_secs),
         user_cache_ttl: config.user_cache_ttl(),
         master_key: config.master_key_bytes(),
+        previous_master_keys: config.previous_master_key_bytes(),
+        allow_loopback_providers: config.allow_loopback_providers || config.sandbox,
+        connect: connect_settings(config),
         ..ServiceSettings::default()
+    }
+}
+
+fn connect_settings(config: &Config) -> ConnectSettings {
+    let c = &config.connect;
+    let public_url = url::Url::parse(&config.public_url).expect("validated by Config::validate");
+    ConnectSettings {
+        refresh_margin: Duration::from_secs(c.refresh_margin_secs),
+        provider_timeout: Duration::from_secs(c.provider_timeout_secs),
+        proxy_max_response_bytes: c.proxy_max_response_bytes,
+        session_ttl: Duration::from_secs(c.session_ttl_secs),
+        link_ttl: Duration::from_secs(c.link_ttl_secs),
+        ..ConnectSettings::new(public_url)
     }
 }
 
@@ -69,7 +86,11 @@ impl Server {
             admin_token: config.admin_token.as_ref().map(|t| t.expose().to_owned()),
             request_timeout: Duration::from_secs(config.request_timeout_secs),
         };
-        let router = plugboard_api::router(AppState::new(services.clone(), api_settings));
+        let mut router = plugboard_api::router(AppState::new(services.clone(), api_settings));
+        if config.sandbox {
+            let sandbox = plugboard_sandbox::Sandbox::new(plugboard_sandbox::SandboxConfig::default());
+            router = router.nest("/sandbox", sandbox.router());
+        }
         let addr = listener.local_addr()?;
         let (shutdown, mut stopped) = watch::channel(false);
         let flusher = services.last_seen.clone().spawn_flusher(

@@ -1,0 +1,154 @@
+//! The few HTML pages of the connect flow: the SDK's popup start page, the OAuth callback
+//! page that reports back to the opener, and connect-link errors. Each page carries its
+//! script inline under a per-response CSP nonce; every value is escaped for its context.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+/// Text for HTML element content and quoted attributes.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A JSON value safe inside `<script>`: no `<`, `>` or `&` can close the element or
+/// open a comment, and U+2028/9 are escaped for older parsers.
+pub fn script_json(value: &Value) -> String {
+    value
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+fn nonce() -> String {
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A small page with an optional inline script.
+pub fn page(status: StatusCode, title: &str, body_html: &str, script: Option<&str>) -> Response {
+    let nonce = nonce();
+    let script = script
+        .map(|s| format!("<script nonce=\"{nonce}\">{s}</script>"))
+        .unwrap_or_default();
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{title}</title><style>body{{font:16px/1.5 system-ui,sans-serif;margin:2rem;\
+         color:#1f2328}}h1{{font-size:1.25rem}}.error{{color:#b42318}}</style></head>\
+         <body>{body_html}{script}</body></html>",
+        title = escape_html(title),
+    );
+    let csp = format!(
+        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    );
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
+}
+
+/// The page the SDK opens first: it tells the opener it has loaded, and the SDK then
+/// sends it on to the provider.
+pub fn oauth_nonce(origin: Option<&str>) -> Response {
+    let Some(origin) = origin else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Cannot connect",
+            "<h1 class=\"error\">Cannot connect</h1><p>originForPostMessage is missing or is not an origin.</p>",
+            None,
+        );
+    };
+    let script = format!(
+        "if(window.opener){{window.opener.postMessage({{type:\"oauth-nonce-loaded\"}},{});}}",
+        script_json(&Value::String(origin.to_owned()))
+    );
+    page(
+        StatusCode::OK,
+        "Connecting…",
+        "<p>Connecting…</p>",
+        Some(&script),
+    )
+}
+
+/// The end of a connect attempt in the popup: posts `message` to the opener at `origin`
+/// (when both exist), then closes itself on success.
+pub fn callback(
+    status: StatusCode,
+    heading: &str,
+    detail: &str,
+    message: Option<(&Value, &str)>,
+    close: bool,
+) -> Response {
+    let mut script = String::new();
+    if let Some((message, origin)) = message {
+        script.push_str(&format!(
+            "if(window.opener){{window.opener.postMessage({},{});}}",
+            script_json(message),
+            script_json(&Value::String(origin.to_owned()))
+        ));
+    }
+    if close {
+        script.push_str("setTimeout(function(){window.close();},200);");
+    }
+    let class = if status.is_success() { "" } else { " class=\"error\"" };
+    let body = format!(
+        "<h1{class}>{}</h1><p>{}</p>",
+        escape_html(heading),
+        escape_html(detail)
+    );
+    page(
+        status,
+        heading,
+        &body,
+        (!script.is_empty()).then_some(script.as_str()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_json_cannot_close_the_script() {
+        let hostile = Value::String("</script><script>alert(1)</script>".into());
+        let out = script_json(&hostile);
+        assert!(!out.contains("</script"));
+        let back: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(back, hostile);
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(escape_html("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    }
+}
