@@ -3,6 +3,8 @@
 //! family, and user tokens minted with every header and claim under the test's control.
 #![allow(dead_code)]
 
+pub mod oidc;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
