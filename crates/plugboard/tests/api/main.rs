@@ -7,6 +7,7 @@
 mod common;
 
 mod concurrency;
+mod connect;
 mod integrations;
 mod isolation;
 mod keys;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod oidc;
+pub mod provider;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -288,6 +289,8 @@ pub fn test_config() -> Config {
     Config {
         admin_token: Some(Secret::new(random_admin_token())),
         last_seen_flush_secs: 1,
+        // The fake providers of the tests run on loopback over http.
+        allow_loopback_providers: true,
         ..Config::default()
     }
 }
@@ -323,8 +326,10 @@ impl TestApp {
         Self::start(config, self.store.clone(), tempfile::tempdir().unwrap()).await
     }
 
-    async fn start(config: Config, store: Arc<dyn Store>, dir: TempDir) -> Self {
+    async fn start(mut config: Config, store: Arc<dyn Store>, dir: TempDir) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // OAuth callbacks and links must name this very server.
+        config.public_url = format!("http://{}", listener.local_addr().unwrap());
         let server = Server::start(&config, store.clone(), listener)
             .await
             .expect("starting the server");
