@@ -9,6 +9,7 @@ mod common;
 mod concurrency;
 mod connect;
 mod integrations;
+mod interop;
 mod isolation;
 mod keys;
 mod limits;
