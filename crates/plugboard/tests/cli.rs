@@ -364,3 +364,95 @@ mod dev {
         }
     }
 }
+
+/// Two `plugboard serve` processes on one PostgreSQL database; the provider then refuses
+/// the user's access token, and 100 concurrent proxy calls, half on each process, all
+/// succeed with exactly one refresh at the provider (the lease is in the database).
+#[tokio::test]
+async fn one_refresh_for_100_concurrent_calls_across_two_processes() {
+    use common::provider::{FakeProvider, no_redirects};
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = Backend::Postgres.fresh_store(dir.path()).await.0;
+    let key_path = dir.path().join("key.pem");
+    let created = run_ok(
+        plugboard(dir.path(), &["project", "create", "--name", "two", "--key-out", key_path.to_str().unwrap()])
+            .env("PLUGBOARD_DATABASE_URL", &database_url),
+    );
+    let created: Value = serde_json::from_str(&created).unwrap();
+    let pid = created["projectId"].as_str().unwrap().to_owned();
+    let secret = created["secretKey"].as_str().unwrap().to_owned();
+    let token = run_ok(&mut plugboard(
+        dir.path(),
+        &["token", "--project", &pid, "--user", "u1", "--key", key_path.to_str().unwrap()],
+    ))
+    .trim()
+    .to_owned();
+
+    let key = master_key();
+    let ports = [free_port(), free_port()];
+    let bases: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+    let mut nodes = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let mut serve = plugboard(dir.path(), &["serve"]);
+        serve
+            .env("PLUGBOARD_DATABASE_URL", &database_url)
+            .env("PLUGBOARD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("PLUGBOARD_PUBLIC_URL", &bases[0])
+            .env("PLUGBOARD_MASTER_KEY", &key)
+            .env("PLUGBOARD_ALLOW_LOOPBACK_PROVIDERS", "true");
+        let mut node = Running::spawn(serve, dir.path().join(format!("node{i}.log")));
+        wait_until_healthy(&bases[i], &mut node).await;
+        nodes.push(node);
+    }
+
+    let provider = FakeProvider::start().await;
+    let client = http_client();
+    call(
+        client
+            .put(format!("{}/api/v1/projects/{pid}/integrations/custom.crm", bases[0]))
+            .bearer_auth(&secret)
+            .json(&json!({
+                "oauthClientId": common::provider::CLIENT_ID,
+                "oauthClientSecret": common::provider::CLIENT_SECRET,
+                "definition": provider.oauth_definition(),
+            })),
+    )
+    .await
+    .assert_status(200);
+    let built = call(
+        client
+            .get(format!("{}/v2/projects/{pid}/sdk/actions/build-oauth", bases[0]))
+            .bearer_auth(&token)
+            .query(&[("action", "custom.crm"), ("oauthMetaKeyId", "two")]),
+    )
+    .await;
+    built.assert_status(200);
+    let hop = no_redirects()
+        .get(built.body["redirectUrl"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let callback = hop.headers()["location"].to_str().unwrap().to_owned();
+    call(client.get(&callback)).await.assert_status(200);
+
+    // The provider no longer accepts the stored access token.
+    provider.sandbox.expire_access_tokens();
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let url = format!("{}/projects/{pid}/sdk/proxy/custom.crm/me", bases[i % 2]);
+        let request = client.get(url).bearer_auth(&token);
+        calls.spawn(async move { answer(request).await });
+    }
+    while let Some(done) = calls.join_next().await {
+        done.unwrap().assert_status(200);
+    }
+    let stats = provider.sandbox.stats();
+    assert_eq!(stats.refresh_grants, 1, "exactly one refresh at the provider");
+    // At least one call met the refused token; calls that read the credential after the
+    // refresh went straight through.
+    assert!(stats.api_requests > 100, "{stats:?}");
+    for node in &mut nodes {
+        assert!(node.terminate(Duration::from_secs(10)).await.success());
+        assert!(!node.stderr().contains("sbx_"), "a token reached the log:\n{}", node.stderr());
+    }
+}
