@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, delete, get};
 use axum::{Json, Router};
 use plugboard_core::{ConnectedUser, ProjectId};
+use plugboard_service::ServiceError;
 use plugboard_service::connect::{
     BeginConnect, CredentialRequest, ProxyRequest, ProxyResponse, SessionState, SettingsUpdate,
 };
-use plugboard_service::ServiceError;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use url::Url;
@@ -61,7 +61,10 @@ pub fn sdk_router() -> Router<AppState> {
             &format!("{sdk}/proxy/custom/{{integrationId}}/{{*path}}"),
             any(proxy_custom),
         )
-        .route(&format!("{sdk}/proxy/{{integration}}/{{*path}}"), any(proxy))
+        .route(
+            &format!("{sdk}/proxy/{{integration}}/{{*path}}"),
+            any(proxy),
+        )
         .route(&format!("{sdk}/proxy/{{integration}}"), any(proxy_root))
 }
 
@@ -206,14 +209,22 @@ async fn list_credentials(
 ) -> ApiResult<Json<Value>> {
     let connect = &state.services.connect;
     let Some(integration) = query.integration else {
-        let all = connect.credentials(auth.project, &auth.user.user_id).await?;
+        let all = connect
+            .credentials(auth.project, &auth.user.user_id)
+            .await?;
         let list = all.iter().map(|c| sdk_credential(&auth.user, c)).collect();
         return Ok(Json(Value::Array(list)));
     };
     let include_auth = query.include_account_auth.as_deref() == Some("true");
-    account(&state, &auth, &integration, include_auth, selected(&headers, CREDENTIAL_HEADER))
-        .await
-        .map(Json)
+    account(
+        &state,
+        &auth,
+        &integration,
+        include_auth,
+        selected(&headers, CREDENTIAL_HEADER),
+    )
+    .await
+    .map(Json)
 }
 
 async fn account(
@@ -271,7 +282,10 @@ fn add_credential(
         map.insert("credentialId".into(), json!(c.id));
         map.insert("credentialStatus".into(), json!(c.status.as_str()));
         map.insert("providerId".into(), json!(c.provider_id));
-        map.insert("providerData".into(), Value::Object(c.provider_data.clone()));
+        map.insert(
+            "providerData".into(),
+            Value::Object(c.provider_data.clone()),
+        );
         map.insert("credential".into(), sdk_credential(user, credential));
     }
 }
@@ -373,7 +387,10 @@ async fn update_credential(
 ) -> ApiResult<Json<Value>> {
     let id = Uuid::try_parse(&credential).map_err(|_| ServiceError::CredentialNotFound)?;
     let update = SettingsUpdate {
-        workflow_settings: body.config.workflow_settings.or(body.config.configured_workflows),
+        workflow_settings: body
+            .config
+            .workflow_settings
+            .or(body.config.configured_workflows),
         shared_settings: body.config.shared_settings,
     };
     let updated = state
@@ -496,7 +513,11 @@ pub async fn run_proxy(
         .get(RAW_RESPONSE_HEADER)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| matches!(v.trim(), "1" | "true"));
-    let answer = state.services.connect.proxy(project, user, &request).await?;
+    let answer = state
+        .services
+        .connect
+        .proxy(project, user, &request)
+        .await?;
     Ok(if raw {
         raw_response(answer)
     } else {
@@ -601,7 +622,9 @@ fn return_url(
                     .append_pair("credentialId", &c.credential.id.to_string());
             }
             Err(e) => {
-                query.append_pair("status", "failed").append_pair("error", e.code);
+                query
+                    .append_pair("status", "failed")
+                    .append_pair("error", e.code);
             }
         }
     }

@@ -117,7 +117,11 @@ pub async fn list_credentials(
 ) -> ApiResult<Json<ListView<CredentialView>>> {
     state.services.users.get(auth.project, &user).await?;
     let integrations = state.services.integrations.list(auth.project).await?;
-    let credentials = state.services.connect.credentials(auth.project, &user).await?;
+    let credentials = state
+        .services
+        .connect
+        .credentials(auth.project, &user)
+        .await?;
     let key_of = |id: Uuid| {
         integrations
             .iter()
@@ -288,7 +292,13 @@ pub async fn proxy(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> ApiResult<Response> {
-    if state.services.users.get(auth.project, &user).await?.suspended {
+    if state
+        .services
+        .users
+        .get(auth.project, &user)
+        .await?
+        .suspended
+    {
         return Err(plugboard_service::ServiceError::UserSuspended.into());
     }
     let request = proxy_request(path.integration, &path.path, query, method, headers, body);

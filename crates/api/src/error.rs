@@ -86,9 +86,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::CredentialNotFound => (S::NOT_FOUND, "credential_not_found"),
             ServiceError::NotConnected(_) => (S::NOT_FOUND, "not_connected"),
             ServiceError::CredentialInvalid(_) => (S::CONFLICT, "credential_invalid"),
-            ServiceError::CredentialRejected(_) => {
-                (S::UNPROCESSABLE_ENTITY, "credential_rejected")
-            }
+            ServiceError::CredentialRejected(_) => (S::UNPROCESSABLE_ENTITY, "credential_rejected"),
             ServiceError::Connect(c) => (connect_status(c), c.code()),
             ServiceError::Upstream(u) => upstream_status(u),
             ServiceError::Internal(_) | ServiceError::Store(_) => return Self::internal(&e),

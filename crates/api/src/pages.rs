@@ -120,7 +120,11 @@ pub fn callback(
     if close {
         script.push_str("setTimeout(function(){window.close();},200);");
     }
-    let class = if status.is_success() { "" } else { " class=\"error\"" };
+    let class = if status.is_success() {
+        ""
+    } else {
+        " class=\"error\""
+    };
     let body = format!(
         "<h1{class}>{}</h1><p>{}</p>",
         escape_html(heading),
@@ -149,6 +153,9 @@ mod tests {
 
     #[test]
     fn html_is_escaped() {
-        assert_eq!(escape_html("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape_html("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

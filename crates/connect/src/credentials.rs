@@ -83,9 +83,10 @@ impl ProviderSpec {
             Ok((name, value))
         };
         match (&self.auth, secrets) {
-            (AuthSpec::Oauth2(_) | AuthSpec::Oauth2ClientCredentials(_), CredentialSecrets::Tokens(t)) => {
-                header(AUTHORIZATION, format!("Bearer {}", t.access_token))
-            }
+            (
+                AuthSpec::Oauth2(_) | AuthSpec::Oauth2ClientCredentials(_),
+                CredentialSecrets::Tokens(t),
+            ) => header(AUTHORIZATION, format!("Bearer {}", t.access_token)),
             (AuthSpec::ApiKey(spec), CredentialSecrets::Inputs { values }) => {
                 let input = spec
                     .key_input()

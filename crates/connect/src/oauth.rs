@@ -294,12 +294,14 @@ impl ProviderClient {
         current: &TokenSet,
         inputs: &BTreeMap<String, String>,
     ) -> Result<TokenSet, OAuthError> {
-        let refresh_token = current.refresh_token.as_deref().ok_or_else(|| {
-            OAuthError::Rejected {
-                error: "invalid_grant".into(),
-                description: Some("the connection has no refresh token".into()),
-            }
-        })?;
+        let refresh_token =
+            current
+                .refresh_token
+                .as_deref()
+                .ok_or_else(|| OAuthError::Rejected {
+                    error: "invalid_grant".into(),
+                    description: Some("the connection has no refresh token".into()),
+                })?;
         let grant = Grant::Refresh { refresh_token };
         let fields = current.fields_value();
         let mut tokens = self
@@ -509,7 +511,12 @@ fn parse_token_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Valu
 }
 
 fn rejected_from(document: &Map<String, Value>) -> OAuthError {
-    let text = |name: &str| document.get(name).and_then(Value::as_str).map(str::to_owned);
+    let text = |name: &str| {
+        document
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     OAuthError::Rejected {
         error: text("error").unwrap_or_else(|| "unknown_error".into()),
         description: text("error_description").map(|d| d.chars().take(300).collect()),

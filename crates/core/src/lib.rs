@@ -11,9 +11,7 @@ pub mod project;
 pub mod token;
 pub mod user;
 
-pub use connect::{
-    ConnectLink, ConnectSession, ConnectSessionStatus, SealedColumn, SealedRow,
-};
+pub use connect::{ConnectLink, ConnectSession, ConnectSessionStatus, SealedColumn, SealedRow};
 pub use ids::{IdError, ProjectId, UserId};
 pub use integration::{
     Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations,

@@ -234,10 +234,16 @@ impl Config {
         }
         let c = &self.connect;
         if c.provider_timeout_secs == 0 || c.session_ttl_secs == 0 || c.link_ttl_secs == 0 {
-            return Err(invalid("connect", "timeouts and lifetimes must be at least 1 second"));
+            return Err(invalid(
+                "connect",
+                "timeouts and lifetimes must be at least 1 second",
+            ));
         }
         if c.proxy_max_response_bytes < 1024 {
-            return Err(invalid("connect.proxy_max_response_bytes", "must be at least 1024"));
+            return Err(invalid(
+                "connect.proxy_max_response_bytes",
+                "must be at least 1024",
+            ));
         }
         if self
             .admin_token

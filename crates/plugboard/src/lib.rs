@@ -88,7 +88,8 @@ impl Server {
         };
         let mut router = plugboard_api::router(AppState::new(services.clone(), api_settings));
         if config.sandbox {
-            let sandbox = plugboard_sandbox::Sandbox::new(plugboard_sandbox::SandboxConfig::default());
+            let sandbox =
+                plugboard_sandbox::Sandbox::new(plugboard_sandbox::SandboxConfig::default());
             router = router.nest("/sandbox", sandbox.router());
         }
         let addr = listener.local_addr()?;

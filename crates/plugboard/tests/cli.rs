@@ -375,22 +375,43 @@ async fn one_refresh_for_100_concurrent_calls_across_two_processes() {
     let database_url = Backend::Postgres.fresh_store(dir.path()).await.0;
     let key_path = dir.path().join("key.pem");
     let created = run_ok(
-        plugboard(dir.path(), &["project", "create", "--name", "two", "--key-out", key_path.to_str().unwrap()])
-            .env("PLUGBOARD_DATABASE_URL", &database_url),
+        plugboard(
+            dir.path(),
+            &[
+                "project",
+                "create",
+                "--name",
+                "two",
+                "--key-out",
+                key_path.to_str().unwrap(),
+            ],
+        )
+        .env("PLUGBOARD_DATABASE_URL", &database_url),
     );
     let created: Value = serde_json::from_str(&created).unwrap();
     let pid = created["projectId"].as_str().unwrap().to_owned();
     let secret = created["secretKey"].as_str().unwrap().to_owned();
     let token = run_ok(&mut plugboard(
         dir.path(),
-        &["token", "--project", &pid, "--user", "u1", "--key", key_path.to_str().unwrap()],
+        &[
+            "token",
+            "--project",
+            &pid,
+            "--user",
+            "u1",
+            "--key",
+            key_path.to_str().unwrap(),
+        ],
     ))
     .trim()
     .to_owned();
 
     let key = master_key();
     let ports = [free_port(), free_port()];
-    let bases: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+    let bases: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
     let mut nodes = Vec::new();
     for (i, port) in ports.iter().enumerate() {
         let mut serve = plugboard(dir.path(), &["serve"]);
@@ -409,7 +430,10 @@ async fn one_refresh_for_100_concurrent_calls_across_two_processes() {
     let client = http_client();
     call(
         client
-            .put(format!("{}/api/v1/projects/{pid}/integrations/custom.crm", bases[0]))
+            .put(format!(
+                "{}/api/v1/projects/{pid}/integrations/custom.crm",
+                bases[0]
+            ))
             .bearer_auth(&secret)
             .json(&json!({
                 "oauthClientId": common::provider::CLIENT_ID,
@@ -421,7 +445,10 @@ async fn one_refresh_for_100_concurrent_calls_across_two_processes() {
     .assert_status(200);
     let built = call(
         client
-            .get(format!("{}/v2/projects/{pid}/sdk/actions/build-oauth", bases[0]))
+            .get(format!(
+                "{}/v2/projects/{pid}/sdk/actions/build-oauth",
+                bases[0]
+            ))
             .bearer_auth(&token)
             .query(&[("action", "custom.crm"), ("oauthMetaKeyId", "two")]),
     )
@@ -447,12 +474,19 @@ async fn one_refresh_for_100_concurrent_calls_across_two_processes() {
         done.unwrap().assert_status(200);
     }
     let stats = provider.sandbox.stats();
-    assert_eq!(stats.refresh_grants, 1, "exactly one refresh at the provider");
+    assert_eq!(
+        stats.refresh_grants, 1,
+        "exactly one refresh at the provider"
+    );
     // At least one call met the refused token; calls that read the credential after the
     // refresh went straight through.
     assert!(stats.api_requests > 100, "{stats:?}");
     for node in &mut nodes {
         assert!(node.terminate(Duration::from_secs(10)).await.success());
-        assert!(!node.stderr().contains("sbx_"), "a token reached the log:\n{}", node.stderr());
+        assert!(
+            !node.stderr().contains("sbx_"),
+            "a token reached the log:\n{}",
+            node.stderr()
+        );
     }
 }

@@ -203,7 +203,8 @@ impl IntegrationsService {
                     .into(),
             ));
         }
-        let json = serde_json::to_string(&spec).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let json =
+            serde_json::to_string(&spec).map_err(|e| ServiceError::Internal(e.to_string()))?;
         Ok((spec, Some(json)))
     }
 
@@ -252,11 +253,17 @@ impl IntegrationsService {
     }
 
     /// The integration's OAuth client secret, opened.
-    pub fn client_secret(&self, configured: &ConfiguredIntegration) -> ServiceResult<Option<String>> {
+    pub fn client_secret(
+        &self,
+        configured: &ConfiguredIntegration,
+    ) -> ServiceResult<Option<String>> {
         let Some(sealed) = &configured.integration.oauth_client_secret_sealed else {
             return Ok(None);
         };
-        let context = secret_context(configured.integration.project_id, &configured.integration.key);
+        let context = secret_context(
+            configured.integration.project_id,
+            &configured.integration.key,
+        );
         let opened = self
             .vault
             .open(sealed, &context)

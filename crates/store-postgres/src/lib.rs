@@ -8,15 +8,13 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use plugboard_core::{
-    ConnectLink, ConnectSession, SealedColumn, SealedRow,
-    ConnectedUser, Credential, CredentialConfiguration, CredentialStatus,
-    CredentialWithConfigurations, ErasedCounts, IntegrationKey, Metadata, Project, ProjectId,
-    ProjectIntegration, SecretKeyRecord, SigningKeyRecord, UnixMillis, UserFilter, UserId,
-    UserPage,
+    ConnectLink, ConnectSession, ConnectedUser, Credential, CredentialConfiguration,
+    CredentialStatus, CredentialWithConfigurations, ErasedCounts, IntegrationKey, Metadata,
+    Project, ProjectId, ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord,
+    SigningKeyRecord, UnixMillis, UserFilter, UserId, UserPage,
 };
 use plugboard_store::{
-    ConnectOutcome,
-    CredentialSecretsWrite, LastSeen, MetadataWrite, Store, StoreError, StoreResult,
+    ConnectOutcome, CredentialSecretsWrite, LastSeen, MetadataWrite, Store, StoreError, StoreResult,
 };
 use serde_json::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -125,8 +125,12 @@ pub(crate) async fn finish_session(
     outcome: &ConnectOutcome,
 ) -> StoreResult<()> {
     let (credential, code, message) = match outcome {
-        ConnectOutcome::Succeeded { credential_id } => (Some(credential_id.to_string()), None, None),
-        ConnectOutcome::Failed { code, message } => (None, Some(code.as_str()), Some(message.as_str())),
+        ConnectOutcome::Succeeded { credential_id } => {
+            (Some(credential_id.to_string()), None, None)
+        }
+        ConnectOutcome::Failed { code, message } => {
+            (None, Some(code.as_str()), Some(message.as_str()))
+        }
     };
     let done = sqlx::query(
         "UPDATE connect_sessions SET status = ?, credential_id = ?, error_code = ?, \

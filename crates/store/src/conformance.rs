@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use plugboard_core::{
-    Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations,
-    IntegrationKey, Metadata, MetadataLimits, Project, ProjectId, ProjectIntegration,
-    SecretKeyRecord, SigningKeyRecord, UserFilter, UserId,
+    ConnectLink, ConnectSession, ConnectSessionStatus, Credential, CredentialConfiguration,
+    CredentialStatus, CredentialWithConfigurations, IntegrationKey, Metadata, MetadataLimits,
+    Project, ProjectId, ProjectIntegration, SealedColumn, SecretKeyRecord, SigningKeyRecord,
+    UserFilter, UserId,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::{CredentialSecretsWrite, LastSeen, MetadataWrite, Store, StoreError};
+use crate::{ConnectOutcome, CredentialSecretsWrite, LastSeen, MetadataWrite, Store, StoreError};
 
 /// Generates one `#[tokio::test]` per check, each with a fresh store from `$factory`
 /// (an async expression yielding `Arc<dyn Store>`).
@@ -46,6 +47,12 @@ macro_rules! conformance_tests {
             delete_user_erases_credentials,
             refresh_lease_is_held_by_one_holder,
             concurrent_lease_acquisition_has_one_winner,
+            connect_sessions_are_single_use_and_expire,
+            connect_session_outcomes_are_found_by_client_id,
+            concurrent_consumers_of_a_session_have_one_winner,
+            connect_links_are_single_use,
+            expired_connect_records_are_purged,
+            sealed_values_list_and_replace,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -841,7 +848,10 @@ pub async fn integrations_upsert_list_and_get(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(custom.scopes, None);
-    assert_eq!(custom.custom_spec.as_deref(), Some(r#"{"key":"custom.my-app"}"#));
+    assert_eq!(
+        custom.custom_spec.as_deref(),
+        Some(r#"{"key":"custom.my-app"}"#)
+    );
     assert_eq!(
         store.list_project_integrations(project).await.unwrap(),
         vec![custom.clone(), hubspot.clone(), salesforce.clone()]
@@ -1491,4 +1501,372 @@ pub async fn concurrent_lease_acquisition_has_one_winner(store: Arc<dyn Store>) 
         }
     }
     assert_eq!(winners, 1);
+}
+
+fn session(
+    project: ProjectId,
+    user: &UserId,
+    integration: Uuid,
+    sid: &str,
+    at: i64,
+) -> ConnectSession {
+    ConnectSession {
+        id: Uuid::new_v4(),
+        project_id: project,
+        user_id: user.clone(),
+        integration_id: integration,
+        client_session_id: Some(sid.to_owned()),
+        secrets_sealed: "sealed-verifier".into(),
+        origin: Some("https://app.example".into()),
+        options: object(json!({"allowMultipleCredentials": true})),
+        status: ConnectSessionStatus::Pending,
+        credential_id: None,
+        error_code: None,
+        error_message: None,
+        created_at: at,
+        expires_at: at + 600_000,
+        consumed_at: None,
+    }
+}
+
+pub async fn connect_sessions_are_single_use_and_expire(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let user = uid("u");
+    let missing = session(project, &user, slack.id, "s", T0);
+    assert!(
+        matches!(
+            store.insert_connect_session(&missing).await,
+            Err(StoreError::NotFound)
+        ),
+        "the user must exist"
+    );
+    store.ensure_user(project, &user, T0).await.unwrap();
+    let s = session(project, &user, slack.id, "s", T0);
+    store.insert_connect_session(&s).await.unwrap();
+    let taken = store
+        .consume_connect_session(s.id, T0 + 1)
+        .await
+        .unwrap()
+        .expect("first use works");
+    assert_eq!(taken.consumed_at, Some(T0 + 1));
+    assert_eq!(
+        ConnectSession {
+            consumed_at: None,
+            ..taken
+        },
+        s
+    );
+    assert_eq!(
+        store.consume_connect_session(s.id, T0 + 2).await.unwrap(),
+        None
+    );
+
+    let late = session(project, &user, slack.id, "late", T0);
+    store.insert_connect_session(&late).await.unwrap();
+    assert_eq!(
+        store
+            .consume_connect_session(late.id, late.expires_at)
+            .await
+            .unwrap(),
+        None,
+        "an expired session cannot be used"
+    );
+    assert_eq!(
+        store
+            .consume_connect_session(Uuid::new_v4(), T0)
+            .await
+            .unwrap(),
+        None
+    );
+    // Another project's integration cannot be named.
+    let other = new_project(&*store, "q").await;
+    let foreign = new_integration(&*store, other, "slack").await;
+    assert!(matches!(
+        store
+            .insert_connect_session(&session(project, &user, foreign.id, "x", T0))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn connect_session_outcomes_are_found_by_client_id(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let user = uid("u");
+    let other_user = uid("v");
+    store.ensure_user(project, &user, T0).await.unwrap();
+    store.ensure_user(project, &other_user, T0).await.unwrap();
+    let first = session(project, &user, slack.id, "sid", T0);
+    let second = session(project, &user, slack.id, "sid", T0 + 10);
+    store.insert_connect_session(&first).await.unwrap();
+    store.insert_connect_session(&second).await.unwrap();
+    let found = store
+        .find_connect_session(project, &user, "sid")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, second.id, "the newest attempt");
+    assert_eq!(
+        store
+            .find_connect_session(project, &other_user, "sid")
+            .await
+            .unwrap(),
+        None
+    );
+
+    let credential = Uuid::new_v4();
+    store
+        .finish_connect_session(
+            second.id,
+            &ConnectOutcome::Succeeded {
+                credential_id: credential,
+            },
+        )
+        .await
+        .unwrap();
+    let found = store
+        .find_connect_session(project, &user, "sid")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.status, ConnectSessionStatus::Succeeded);
+    assert_eq!(found.credential_id, Some(credential));
+    store
+        .finish_connect_session(
+            first.id,
+            &ConnectOutcome::Failed {
+                code: "access_denied".into(),
+                message: "no".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .finish_connect_session(
+                Uuid::new_v4(),
+                &ConnectOutcome::Succeeded {
+                    credential_id: credential
+                }
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store
+            .delete_connect_sessions(project, &other_user, "sid")
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .delete_connect_sessions(project, &user, "sid")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .find_connect_session(project, &user, "sid")
+            .await
+            .unwrap(),
+        None
+    );
+    // Erasing the user erases its attempts.
+    let third = session(project, &user, slack.id, "sid3", T0);
+    store.insert_connect_session(&third).await.unwrap();
+    store.delete_user(project, &user).await.unwrap();
+    assert_eq!(
+        store.consume_connect_session(third.id, T0).await.unwrap(),
+        None
+    );
+}
+
+pub async fn concurrent_consumers_of_a_session_have_one_winner(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let user = uid("u");
+    store.ensure_user(project, &user, T0).await.unwrap();
+    let s = session(project, &user, slack.id, "s", T0);
+    store.insert_connect_session(&s).await.unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.consume_connect_session(s.id, T0 + 1).await.unwrap() })
+        })
+        .collect();
+    let winners = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .filter(|t| t.as_ref().unwrap().is_some())
+        .count();
+    assert_eq!(winners, 1);
+}
+
+pub async fn connect_links_are_single_use(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let user = uid("u");
+    let link = ConnectLink {
+        token_hash: "hash-1".into(),
+        project_id: project,
+        user_id: user.clone(),
+        integration_id: slack.id,
+        return_url: Some("https://app.example/done".into()),
+        created_at: T0,
+        expires_at: T0 + 1000,
+        used_at: None,
+    };
+    assert!(matches!(
+        store.insert_connect_link(&link).await,
+        Err(StoreError::NotFound)
+    ));
+    store.ensure_user(project, &user, T0).await.unwrap();
+    store.insert_connect_link(&link).await.unwrap();
+    assert_eq!(
+        store.consume_connect_link("hash-2", T0).await.unwrap(),
+        None
+    );
+    let used = store
+        .consume_connect_link("hash-1", T0 + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        used,
+        ConnectLink {
+            used_at: Some(T0 + 1),
+            ..link.clone()
+        }
+    );
+    assert_eq!(
+        store.consume_connect_link("hash-1", T0 + 2).await.unwrap(),
+        None
+    );
+    let expiring = ConnectLink {
+        token_hash: "hash-3".into(),
+        ..link
+    };
+    store.insert_connect_link(&expiring).await.unwrap();
+    assert_eq!(
+        store
+            .consume_connect_link("hash-3", T0 + 1000)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn expired_connect_records_are_purged(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let user = uid("u");
+    store.ensure_user(project, &user, T0).await.unwrap();
+    let old = session(project, &user, slack.id, "old", T0 - 1_000_000);
+    let fresh = session(project, &user, slack.id, "fresh", T0);
+    store.insert_connect_session(&old).await.unwrap();
+    store.insert_connect_session(&fresh).await.unwrap();
+    assert_eq!(store.purge_expired_connect_records(T0).await.unwrap(), 1);
+    assert!(
+        store
+            .find_connect_session(project, &user, "fresh")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .find_connect_session(project, &user, "old")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn sealed_values_list_and_replace(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let user = uid("u");
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            connect(&*store, project, &user, slack.id, T0 + i)
+                .await
+                .credential
+                .id,
+        );
+    }
+    ids.sort();
+    let first = store
+        .list_sealed(SealedColumn::CredentialSecrets, None, 2)
+        .await
+        .unwrap();
+    assert_eq!(first.iter().map(|r| r.id).collect::<Vec<_>>(), ids[..2]);
+    let rest = store
+        .list_sealed(SealedColumn::CredentialSecrets, Some(first[1].id), 2)
+        .await
+        .unwrap();
+    assert_eq!(rest.iter().map(|r| r.id).collect::<Vec<_>>(), ids[2..]);
+    let row = &first[0];
+    assert_eq!(row.project_id, project);
+    assert_eq!(row.sealed, format!("sealed-secrets-{}", row.id));
+    assert!(
+        store
+            .replace_sealed(
+                SealedColumn::CredentialSecrets,
+                row.id,
+                &row.sealed,
+                "resealed"
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .replace_sealed(
+                SealedColumn::CredentialSecrets,
+                row.id,
+                &row.sealed,
+                "again"
+            )
+            .await
+            .unwrap(),
+        "compare-and-set"
+    );
+    let stored = store
+        .get_credential(project, &user, row.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.credential.secrets_sealed, "resealed");
+
+    let secrets = store
+        .list_sealed(SealedColumn::IntegrationClientSecret, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0].key.as_deref(), Some("slack"));
+    assert_eq!(secrets[0].sealed, "sealed-slack");
+    assert!(
+        store
+            .replace_sealed(
+                SealedColumn::IntegrationClientSecret,
+                slack.id,
+                "sealed-slack",
+                "new"
+            )
+            .await
+            .unwrap()
+    );
+    let integration = store
+        .get_project_integration(project, &slack.key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        integration.oauth_client_secret_sealed.as_deref(),
+        Some("new")
+    );
 }

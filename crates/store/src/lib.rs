@@ -5,10 +5,10 @@
 
 use async_trait::async_trait;
 use plugboard_core::{
-    ConnectLink, ConnectSession, ConnectSessionStatus, ConnectedUser, Credential, CredentialConfiguration, CredentialStatus,
-    CredentialWithConfigurations, ErasedCounts, IntegrationKey, Metadata, Project, ProjectId,
-    ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord, SigningKeyRecord, UnixMillis, UserFilter, UserId,
-    UserPage,
+    ConnectLink, ConnectSession, ConnectSessionStatus, ConnectedUser, Credential,
+    CredentialConfiguration, CredentialStatus, CredentialWithConfigurations, ErasedCounts,
+    IntegrationKey, Metadata, Project, ProjectId, ProjectIntegration, SealedColumn, SealedRow,
+    SecretKeyRecord, SigningKeyRecord, UnixMillis, UserFilter, UserId, UserPage,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -249,11 +249,7 @@ pub trait Store: Send + Sync + 'static {
         now: UnixMillis,
     ) -> StoreResult<Option<ConnectSession>>;
     /// Records how an attempt ended.
-    async fn finish_connect_session(
-        &self,
-        id: Uuid,
-        outcome: &ConnectOutcome,
-    ) -> StoreResult<()>;
+    async fn finish_connect_session(&self, id: Uuid, outcome: &ConnectOutcome) -> StoreResult<()>;
     /// The user's newest attempt with this SDK session id.
     async fn find_connect_session(
         &self,

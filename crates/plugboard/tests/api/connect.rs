@@ -15,7 +15,9 @@ async fn connected_app(backend: Backend) -> (TestApp, Project, FakeProvider, Str
     let app = TestApp::spawn(backend).await;
     let p = app.create_project().await;
     let provider = FakeProvider::start().await;
-    provider.configure(&app, &p, "crm", provider.oauth_definition()).await;
+    provider
+        .configure(&app, &p, "crm", provider.oauth_definition())
+        .await;
     let done = app
         .connect_oauth(&p, "u1", "custom.crm", SID, json!({}), "Ada")
         .await;
@@ -24,7 +26,9 @@ async fn connected_app(backend: Backend) -> (TestApp, Project, FakeProvider, Str
     assert!(done.callback.text.contains("oauth_success_callback"));
     assert!(done.callback.text.contains("\"http://app.example\""));
     assert!(done.callback.text.contains("window.close"));
-    let credential = done.credential_id.expect("the poll names the new credential");
+    let credential = done
+        .credential_id
+        .expect("the poll names the new credential");
     (app, p, provider, credential)
 }
 
@@ -49,7 +53,11 @@ async fn raw_database_text(app: &TestApp) -> String {
         .args(["--data-only", "--schema", &schema, &postgres_url()])
         .output()
         .expect("pg_dump runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 

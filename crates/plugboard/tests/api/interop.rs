@@ -73,7 +73,10 @@ async fn plugboard_connects_through_oidc_provider() {
     let me = app.get_me(&p, &token).await;
     let entry = &me.body["integrations"]["custom.oidc"];
     assert_eq!(entry["enabled"], true);
-    assert_eq!(entry["providerId"], "alice", "the account id came from userinfo");
+    assert_eq!(
+        entry["providerId"], "alice",
+        "the account id came from userinfo"
+    );
     assert_eq!(entry["credentialId"], credential.as_str());
 
     // Two proxy calls, each after a refresh; oidc-provider rotates refresh tokens and
@@ -149,7 +152,11 @@ async fn a_denied_consent_at_oidc_provider_is_reported() {
     .assert_status(200);
     let token = p.token("u1");
     let built = app
-        .build_oauth(&p, &token, &[("action", "custom.oidc"), ("oauthMetaKeyId", "no")])
+        .build_oauth(
+            &p,
+            &token,
+            &[("action", "custom.oidc"), ("oauthMetaKeyId", "no")],
+        )
         .await;
     let redirect = provider
         .deny(built.body["redirectUrl"].as_str().unwrap())

@@ -31,7 +31,10 @@ impl FakeProvider {
             ..config
         };
         let sandbox = Sandbox::new(config);
-        let addr = sandbox.serve_on_loopback().await.expect("fake provider starts");
+        let addr = sandbox
+            .serve_on_loopback()
+            .await
+            .expect("fake provider starts");
         Self {
             sandbox,
             base: format!("http://{addr}"),
@@ -61,7 +64,13 @@ impl FakeProvider {
     }
 
     /// Turns the custom integration `custom.<slug>` on for `p`, pointing here.
-    pub async fn configure(&self, app: &TestApp, p: &Project, slug: &str, definition: Value) -> String {
+    pub async fn configure(
+        &self,
+        app: &TestApp,
+        p: &Project,
+        slug: &str,
+        definition: Value,
+    ) -> String {
         let answer = app
             .send(
                 Method::PUT,
@@ -101,7 +110,11 @@ impl TestApp {
     /// `GET /v2/…/build-oauth` as `installIntegration` sends it.
     pub async fn build_oauth(&self, p: &Project, token: &str, query: &[(&str, &str)]) -> Answer {
         let url = format!("/v2/projects/{}/sdk/actions/build-oauth", p.id);
-        let request = self.client.get(self.url(&url)).bearer_auth(token).query(query);
+        let request = self
+            .client
+            .get(self.url(&url))
+            .bearer_auth(token)
+            .query(query);
         answer(request).await
     }
 
@@ -134,7 +147,9 @@ impl TestApp {
             .await;
         built.assert_status(200);
         let mut authorize = url::Url::parse(built.body["redirectUrl"].as_str().unwrap()).unwrap();
-        authorize.query_pairs_mut().append_pair("login_hint", account);
+        authorize
+            .query_pairs_mut()
+            .append_pair("login_hint", account);
         let client = no_redirects();
         let hop = client.get(authorize).send().await.unwrap();
         assert_eq!(hop.status(), 302, "the fake provider redirects back");
@@ -168,7 +183,10 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Answer {
-        let url = self.url(&format!("/projects/{}/sdk/proxy/{integration_and_path}", p.id));
+        let url = self.url(&format!(
+            "/projects/{}/sdk/proxy/{integration_and_path}",
+            p.id
+        ));
         let mut request = self.client.request(method, url).bearer_auth(token);
         for (name, value) in headers {
             request = request.header(*name, *value);

@@ -49,8 +49,13 @@ pub struct BeginConnect {
 pub enum SessionState {
     /// Unknown, or not finished yet.
     Pending,
-    Connected { credential_id: Uuid },
-    Failed { code: String, message: String },
+    Connected {
+        credential_id: Uuid,
+    },
+    Failed {
+        code: String,
+        message: String,
+    },
 }
 
 /// The end of a provider redirect: the attempt it belonged to (when the state was
@@ -200,7 +205,11 @@ impl ConnectService {
                 result: Err(ConnectError::InvalidState.into()),
             };
         };
-        let session = match self.store.consume_connect_session(session_id, now_millis()).await {
+        let session = match self
+            .store
+            .consume_connect_session(session_id, now_millis())
+            .await
+        {
             Ok(Some(session)) => session,
             Ok(None) => {
                 return CallbackOutcome {
@@ -229,11 +238,17 @@ impl ConnectService {
                 message: e.to_string(),
             },
         };
-        if let Err(e) = self.store.finish_connect_session(session.id, &outcome).await {
+        if let Err(e) = self
+            .store
+            .finish_connect_session(session.id, &outcome)
+            .await
+        {
             tracing::error!(session = %session.id, error = %e, "could not record the connect outcome");
         }
         match &result {
-            Ok(c) => tracing::info!(session = %session.id, credential = %c.credential.id, "account connected"),
+            Ok(c) => {
+                tracing::info!(session = %session.id, credential = %c.credential.id, "account connected")
+            }
             Err(e) => tracing::info!(session = %session.id, error = %e, "connect failed"),
         }
         CallbackOutcome {
@@ -267,7 +282,8 @@ impl ConnectService {
             .vault
             .open(&session.secrets_sealed, &session_context(session.id))
             .map_err(internal)?;
-        let secrets: SessionSecrets = serde_json::from_slice(opened.as_bytes()).map_err(internal)?;
+        let secrets: SessionSecrets =
+            serde_json::from_slice(opened.as_bytes()).map_err(internal)?;
         let client_secret = self.integrations.client_secret(&configured)?;
         let app = OAuthApp {
             client_id: configured
@@ -440,7 +456,9 @@ pub(crate) fn account_id_without_request(
     callback: &BTreeMap<String, String>,
 ) -> Option<String> {
     match &spec.account_id {
-        AccountIdSpec::FromToken(path) => tokens.and_then(|t| path.lookup_scalar(&t.fields_value())),
+        AccountIdSpec::FromToken(path) => {
+            tokens.and_then(|t| path.lookup_scalar(&t.fields_value()))
+        }
         AccountIdSpec::FromCallback(param) => callback.get(param).cloned(),
         AccountIdSpec::Request(_) => None,
     }

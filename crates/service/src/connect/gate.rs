@@ -13,9 +13,7 @@ use rand::Rng;
 use uuid::Uuid;
 
 use super::manage::app_of;
-use super::{
-    ConnectService, UpstreamError, UsableCredential, inputs_of, of_integration,
-};
+use super::{ConnectService, UpstreamError, UsableCredential, inputs_of, of_integration};
 use crate::connect::flow::client_credentials_scopes;
 use crate::error::{ServiceError, ServiceResult};
 use crate::integrations::ConfiguredIntegration;
@@ -85,7 +83,9 @@ impl ConnectService {
     fn lease_length(&self) -> Duration {
         let attempts = self.settings.refresh_attempts.max(1);
         let work = (self.settings.provider_timeout + MAX_RETRY_AFTER) * attempts;
-        self.settings.refresh_lease.max(work + Duration::from_secs(5))
+        self.settings
+            .refresh_lease
+            .max(work + Duration::from_secs(5))
     }
 
     async fn refresh_single_flight(

@@ -7,8 +7,8 @@ use plugboard_connect::catalog::{AccountIdSpec, AuthSpec, HttpMethod};
 use plugboard_connect::credentials::CredentialSecrets;
 use plugboard_connect::oauth::OAuthApp;
 use plugboard_core::{
-    Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations,
-    ProjectId, UserId, now_millis,
+    Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations, ProjectId,
+    UserId, now_millis,
 };
 use plugboard_store::{CredentialSecretsWrite, StoreError};
 use reqwest::header::AUTHORIZATION;
@@ -450,9 +450,15 @@ impl ConnectService {
             )
             .await;
         match outcome {
-            Ok(true) => tracing::info!(credential = %credential.id, "token revoked at the provider"),
-            Ok(false) => tracing::info!(credential = %credential.id, "provider has no revocation endpoint"),
-            Err(e) => tracing::warn!(credential = %credential.id, error = %e, "token revocation failed"),
+            Ok(true) => {
+                tracing::info!(credential = %credential.id, "token revoked at the provider")
+            }
+            Ok(false) => {
+                tracing::info!(credential = %credential.id, "provider has no revocation endpoint")
+            }
+            Err(e) => {
+                tracing::warn!(credential = %credential.id, error = %e, "token revocation failed")
+            }
         }
     }
 }

@@ -66,7 +66,10 @@ impl ConnectSettings {
 
     /// The redirect URI to register with providers.
     pub fn callback_url(&self) -> String {
-        format!("{}/oauth/callback", self.public_url.as_str().trim_end_matches('/'))
+        format!(
+            "{}/oauth/callback",
+            self.public_url.as_str().trim_end_matches('/')
+        )
     }
 }
 

@@ -30,7 +30,13 @@ const DROPPED_REQUEST_HEADERS: &[&str] = &[
     "referer",
     "forwarded",
 ];
-const DROPPED_REQUEST_PREFIXES: &[&str] = &["x-paragon-", "x-plugboard-", "x-forwarded-", "proxy-", "sec-"];
+const DROPPED_REQUEST_PREFIXES: &[&str] = &[
+    "x-paragon-",
+    "x-plugboard-",
+    "x-forwarded-",
+    "proxy-",
+    "sec-",
+];
 
 /// Response headers relayed to the caller.
 const RELAYED_RESPONSE_HEADERS: &[&str] = &[
@@ -214,7 +220,10 @@ mod tests {
             ("x-custom", "kept"),
             ("content-type", "auto"),
         ] {
-            incoming.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+            incoming.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
         }
         let out = forwarded_headers(&incoming, &Bytes::from_static(b"{\"a\":1}"));
         assert_eq!(out.len(), 2, "{out:?}");

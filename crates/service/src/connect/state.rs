@@ -20,7 +20,11 @@ impl StateKey {
 
     pub(crate) fn sign(&self, session: Uuid) -> String {
         let tag = hmac::sign(&self.0, session.as_bytes());
-        format!("{}.{}", session.simple(), URL_SAFE_NO_PAD.encode(tag.as_ref()))
+        format!(
+            "{}.{}",
+            session.simple(),
+            URL_SAFE_NO_PAD.encode(tag.as_ref())
+        )
     }
 
     /// The session a state names, if its tag is genuine.
@@ -45,7 +49,11 @@ mod tests {
         assert_eq!(key.verify(&state), Some(session));
         let other = StateKey::derive(&[8; 32]);
         assert_eq!(other.verify(&state), None);
-        let forged = format!("{}.{}", Uuid::new_v4().simple(), state.split_once('.').unwrap().1);
+        let forged = format!(
+            "{}.{}",
+            Uuid::new_v4().simple(),
+            state.split_once('.').unwrap().1
+        );
         assert_eq!(key.verify(&forged), None);
         for junk in ["", ".", "abc", "x.y", &format!("{session}")] {
             assert_eq!(key.verify(junk), None, "{junk}");
