@@ -46,6 +46,11 @@ enum Command {
         #[command(subcommand)]
         command: ProjectCommand,
     },
+    /// Master key maintenance.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Print a user token signed with a project's private key.
     Token {
         #[arg(long)]
@@ -61,6 +66,16 @@ enum Command {
         /// The signing key id to put in the header (`kid`).
         #[arg(long)]
         kid: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-encrypt every stored secret under the current `master_key`. Set the new key as
+    /// `master_key` and the old one in `previous_master_keys` first; run again at will.
+    Rotate {
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -148,6 +163,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let config = load_config(config.as_deref());
             create_project(&config, &name, public_key.as_deref(), key_out).await
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate { config },
+        } => {
+            let config = load_config(config.as_deref());
+            if let Err(e) = config.require_master_key() {
+                eprintln!("{e}");
+                std::process::exit(2);
+            }
+            let store = open_store(&config.database_url)
+                .await
+                .context("cannot open the database")?;
+            let services = Services::new(store.clone(), service_settings(&config));
+            let (credentials, client_secrets) =
+                plugboard_service::rotation::reseal_all(&*store, &services.vault).await?;
+            let out = serde_json::json!({
+                "currentKeyId": services.vault.current_key_id(),
+                "credentials": credentials,
+                "clientSecrets": client_secrets,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
         }
         Command::Token {
             project,

@@ -428,39 +428,7 @@ async fn one_refresh_for_100_concurrent_calls_across_two_processes() {
 
     let provider = FakeProvider::start().await;
     let client = http_client();
-    call(
-        client
-            .put(format!(
-                "{}/api/v1/projects/{pid}/integrations/custom.crm",
-                bases[0]
-            ))
-            .bearer_auth(&secret)
-            .json(&json!({
-                "oauthClientId": common::provider::CLIENT_ID,
-                "oauthClientSecret": common::provider::CLIENT_SECRET,
-                "definition": provider.oauth_definition(),
-            })),
-    )
-    .await
-    .assert_status(200);
-    let built = call(
-        client
-            .get(format!(
-                "{}/v2/projects/{pid}/sdk/actions/build-oauth",
-                bases[0]
-            ))
-            .bearer_auth(&token)
-            .query(&[("action", "custom.crm"), ("oauthMetaKeyId", "two")]),
-    )
-    .await;
-    built.assert_status(200);
-    let hop = no_redirects()
-        .get(built.body["redirectUrl"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let callback = hop.headers()["location"].to_str().unwrap().to_owned();
-    call(client.get(&callback)).await.assert_status(200);
+    connect_through(&bases[0], &pid, &secret, &token, &provider).await;
 
     // The provider no longer accepts the stored access token.
     provider.sandbox.expire_access_tokens();
@@ -489,4 +457,139 @@ async fn one_refresh_for_100_concurrent_calls_across_two_processes() {
             node.stderr()
         );
     }
+}
+
+/// Configures `custom.crm` on `provider` through the server at `base` and connects the
+/// token's user to it through the OAuth round trip.
+async fn connect_through(
+    base: &str,
+    pid: &str,
+    secret: &str,
+    token: &str,
+    provider: &common::provider::FakeProvider,
+) {
+    let client = http_client();
+    call(
+        client
+            .put(format!(
+                "{base}/api/v1/projects/{pid}/integrations/custom.crm"
+            ))
+            .bearer_auth(secret)
+            .json(&json!({
+                "oauthClientId": common::provider::CLIENT_ID,
+                "oauthClientSecret": common::provider::CLIENT_SECRET,
+                "definition": provider.oauth_definition(),
+            })),
+    )
+    .await
+    .assert_status(200);
+    let built = call(
+        client
+            .get(format!("{base}/v2/projects/{pid}/sdk/actions/build-oauth"))
+            .bearer_auth(token)
+            .query(&[("action", "custom.crm"), ("oauthMetaKeyId", "cli")]),
+    )
+    .await;
+    built.assert_status(200);
+    let hop = common::provider::no_redirects()
+        .get(built.body["redirectUrl"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let callback = hop.headers()["location"].to_str().unwrap().to_owned();
+    call(client.get(&callback)).await.assert_status(200);
+}
+
+/// `plugboard keys rotate` re-seals credentials and client secrets under a new master key;
+/// afterwards the server runs with the new key alone.
+#[tokio::test]
+async fn keys_rotate_reseals_every_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = Backend::Sqlite.fresh_store(dir.path()).await.0;
+    let key_path = dir.path().join("key.pem");
+    let created: Value = serde_json::from_str(&run_ok(
+        plugboard(
+            dir.path(),
+            &[
+                "project",
+                "create",
+                "--name",
+                "rot",
+                "--key-out",
+                key_path.to_str().unwrap(),
+            ],
+        )
+        .env("PLUGBOARD_DATABASE_URL", &database_url),
+    ))
+    .unwrap();
+    let pid = created["projectId"].as_str().unwrap().to_owned();
+    let secret = created["secretKey"].as_str().unwrap().to_owned();
+    let token = run_ok(&mut plugboard(
+        dir.path(),
+        &[
+            "token",
+            "--project",
+            &pid,
+            "--user",
+            "u1",
+            "--key",
+            key_path.to_str().unwrap(),
+        ],
+    ))
+    .trim()
+    .to_owned();
+    let (old_key, new_key) = (master_key(), master_key());
+    let provider = common::provider::FakeProvider::start().await;
+
+    let serve_with = |key: &str, log: &str| {
+        let port = free_port();
+        let mut serve = plugboard(dir.path(), &["serve"]);
+        serve
+            .env("PLUGBOARD_DATABASE_URL", &database_url)
+            .env("PLUGBOARD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("PLUGBOARD_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+            .env("PLUGBOARD_MASTER_KEY", key)
+            .env("PLUGBOARD_ALLOW_LOOPBACK_PROVIDERS", "true");
+        (
+            format!("http://127.0.0.1:{port}"),
+            Running::spawn(serve, dir.path().join(log)),
+        )
+    };
+    let (base, mut node) = serve_with(&old_key, "old.log");
+    wait_until_healthy(&base, &mut node).await;
+    connect_through(&base, &pid, &secret, &token, &provider).await;
+    assert!(node.terminate(Duration::from_secs(10)).await.success());
+
+    let rotate = || {
+        let out = run_ok(
+            plugboard(dir.path(), &["keys", "rotate"])
+                .env("PLUGBOARD_DATABASE_URL", &database_url)
+                .env("PLUGBOARD_MASTER_KEY", &new_key)
+                .env("PLUGBOARD_PREVIOUS_MASTER_KEYS", format!("[\"{old_key}\"]")),
+        );
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    let first = rotate();
+    assert_eq!(first["credentials"]["resealed"], 1, "{first}");
+    assert_eq!(first["clientSecrets"]["resealed"], 1, "{first}");
+    let again = rotate();
+    assert_eq!(
+        again["credentials"],
+        json!({"resealed": 0, "current": 1, "changedMeanwhile": 0})
+    );
+
+    // The new key alone now opens everything: the proxy uses the credential and, to
+    // refresh after the provider refuses the token, the client secret.
+    let (base, mut node) = serve_with(&new_key, "new.log");
+    wait_until_healthy(&base, &mut node).await;
+    provider.sandbox.expire_access_tokens();
+    let proxied = call(
+        http_client()
+            .get(format!("{base}/projects/{pid}/sdk/proxy/custom.crm/me"))
+            .bearer_auth(&token),
+    )
+    .await;
+    proxied.assert_status(200);
+    assert_eq!(provider.sandbox.stats().refresh_grants, 1);
+    assert!(node.terminate(Duration::from_secs(10)).await.success());
 }

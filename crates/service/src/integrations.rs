@@ -49,6 +49,10 @@ pub struct IntegrationsService {
 
 /// Binds a sealed client secret to its project and integration.
 fn secret_context(project: ProjectId, key: &IntegrationKey) -> Vec<u8> {
+    secret_context_for(project, key.as_str())
+}
+
+pub(crate) fn secret_context_for(project: ProjectId, key: &str) -> Vec<u8> {
     format!("project-integration/{project}/{key}").into_bytes()
 }
 

@@ -8,6 +8,7 @@ pub mod integrations;
 pub mod keys;
 pub mod last_seen;
 pub mod projects;
+pub mod rotation;
 pub mod tokens;
 pub mod users;
 
@@ -91,6 +92,8 @@ pub struct Services {
     pub last_seen: Arc<last_seen::LastSeenTracker>,
     pub integrations: Arc<IntegrationsService>,
     pub connect: Arc<connect::ConnectService>,
+    /// The master keys, for tools such as key rotation.
+    pub vault: Arc<Vault>,
 }
 
 impl Services {
@@ -116,13 +119,14 @@ impl Services {
         let connect = Arc::new(connect::ConnectService::new(
             store.clone(),
             integrations.clone(),
-            vault,
+            vault.clone(),
             &master_key,
             settings.connect.clone(),
         ));
         Self {
             integrations,
             connect,
+            vault,
             projects: Arc::new(ProjectsService::new(store.clone(), tokens.clone())),
             users: Arc::new(UsersService::new(
                 store.clone(),
