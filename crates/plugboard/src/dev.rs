@@ -11,6 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use plugboard_core::ProjectId;
 use plugboard_service::Services;
+use plugboard_service::integrations::IntegrationSettings;
 use plugboard_service::keys::mint_user_token;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -101,6 +102,7 @@ fn read_state(paths: &DevPaths) -> anyhow::Result<Option<DemoState>> {
 pub async fn ensure_demo(
     services: &Services,
     paths: &DevPaths,
+    public_url: &str,
     admin_token: &str,
     master_key: &str,
 ) -> anyhow::Result<DemoState> {
@@ -108,6 +110,7 @@ pub async fn ensure_demo(
         && services.projects.get(state.project_id).await.is_ok()
         && paths.private_key().exists()
     {
+        configure_sandbox(services, state.project_id, public_url).await?;
         return Ok(state);
     }
     let created = services.projects.create(DEMO_PROJECT, None).await?;
@@ -124,7 +127,49 @@ pub async fn ensure_demo(
         master_key: master_key.to_owned(),
     };
     write_private(&paths.state(), &serde_json::to_string_pretty(&state)?)?;
+    configure_sandbox(services, state.project_id, public_url).await?;
     Ok(state)
+}
+
+/// The demo project's `custom.sandbox` integration, pointing at the development-only
+/// provider this server serves under `/sandbox` (set again at every start, as the
+/// address may change).
+async fn configure_sandbox(
+    services: &Services,
+    project: ProjectId,
+    public_url: &str,
+) -> anyhow::Result<()> {
+    let base = format!("{}/sandbox", public_url.trim_end_matches('/'));
+    let definition = serde_json::json!({
+        "name": "Sandbox (development only)",
+        "brand_color": "#6E56CF",
+        "category": "crm",
+        "api_base_url": format!("{base}/api"),
+        "notes": "Served by `plugboard dev` itself; not for production.",
+        "auth": {
+            "type": "oauth2",
+            "authorization_url": format!("{base}/oauth/authorize"),
+            "token_url": format!("{base}/oauth/token"),
+            "revocation_url": format!("{base}/oauth/revoke"),
+            "default_scopes": ["contacts"],
+            "token_endpoint_auth": "client_secret_post",
+            "pkce": true,
+            "refresh": true
+        },
+        "account_id": { "from_token": "account.id" }
+    });
+    let settings = IntegrationSettings {
+        oauth_client_id: Some(plugboard_sandbox::DEFAULT_CLIENT_ID.into()),
+        oauth_client_secret: Some(plugboard_sandbox::DEFAULT_CLIENT_SECRET.into()),
+        active: Some(true),
+        definition: Some(definition),
+        ..IntegrationSettings::default()
+    };
+    services
+        .integrations
+        .configure(project, SANDBOX_INTEGRATION, settings)
+        .await?;
+    Ok(())
 }
 
 /// A user token for `user`, valid `ttl_secs`, signed with the key in `private_pem`.
@@ -150,6 +195,9 @@ fn chrono_now() -> i64 {
 }
 
 /// The welcome text: ids, keys, a token, and three requests to try.
+/// The demo project's integration with the development sandbox provider.
+pub const SANDBOX_INTEGRATION: &str = "custom.sandbox";
+
 pub fn welcome(base: &str, state: &DemoState, token: &str, key_path: &Path) -> String {
     let pid = state.project_id;
     let sk = &state.secret_key;
@@ -175,6 +223,15 @@ Try it (paste the first two lines into your shell):
 
   # 3. Find the user by metadata from your backend
   curl -s "{base}/api/v1/projects/{pid}/users?meta.Email=john@bookface.com" -H "Authorization: Bearer $PB_SECRET"
+
+Connect an account (the `{SANDBOX_INTEGRATION}` integration talks to a development-only OAuth
+provider this server runs under {base}/sandbox):
+  # 4. A one-time connect link for {DEMO_USER}; open the "url" it returns in a browser
+  curl -s -X POST {base}/api/v1/projects/{pid}/users/{DEMO_USER}/connect-links -H "Authorization: Bearer $PB_SECRET" \
+       -H "Content-Type: application/json" -d '{{"integration": "{SANDBOX_INTEGRATION}"}}'
+
+  # 5. Then call the provider's API as the user, through the proxy
+  curl -s {base}/projects/{pid}/sdk/proxy/{SANDBOX_INTEGRATION}/me -H "Authorization: Bearer $PB_TOKEN"
 "#,
         admin = state.admin_token,
         key = key_path.display(),

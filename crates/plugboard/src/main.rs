@@ -213,11 +213,19 @@ async fn run_dev(config: &mut Config, listen: SocketAddr, paths: DevPaths) -> an
     config.public_url = format!("http://{listen}");
     config.admin_token = Some(Secret::new(admin_token.clone()));
     config.master_key = Some(Secret::new(master_key.clone()));
+    config.sandbox = true;
     let store = open_store(&config.database_url)
         .await
         .context("cannot open the dev database")?;
     let services = Services::new(store.clone(), service_settings(config));
-    let state = dev::ensure_demo(&services, &paths, &admin_token, &master_key).await?;
+    let state = dev::ensure_demo(
+        &services,
+        &paths,
+        &config.public_url,
+        &admin_token,
+        &master_key,
+    )
+    .await?;
     let pem = std::fs::read_to_string(paths.private_key())?;
     let kid = state.signing_key_id.to_string();
     let token = dev::user_token(&pem, Some(&kid), state.project_id, dev::DEMO_USER, 3600)?;

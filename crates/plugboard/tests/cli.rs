@@ -342,6 +342,9 @@ mod dev {
             let found = call(client.get(search_url).bearer_auth(&welcome.secret)).await;
             found.assert_status(200);
             assert_eq!(user_ids(&found.body), vec!["demo-user"]);
+            // 4–5. the sandbox integration, connected through its consent page, then used
+            let base = me_url.split("/projects/").next().unwrap();
+            connect_sandbox_in_dev(base, &welcome).await;
 
             let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode(&state_dir), 0o700);
@@ -592,4 +595,78 @@ async fn keys_rotate_reseals_every_secret() {
     proxied.assert_status(200);
     assert_eq!(provider.sandbox.stats().refresh_grants, 1);
     assert!(node.terminate(Duration::from_secs(10)).await.success());
+}
+
+/// Connects the dev project's sandbox integration the way a person would: connect link,
+/// the sandbox's consent page, Allow, Plugboard's callback; then calls the proxy.
+async fn connect_sandbox_in_dev(base: &str, welcome: &Welcome) {
+    let client = http_client();
+    let pid = &welcome.project_id;
+    let link = call(
+        client
+            .post(format!(
+                "{base}/api/v1/projects/{pid}/users/demo-user/connect-links"
+            ))
+            .bearer_auth(&welcome.secret)
+            .json(&json!({"integration": "custom.sandbox"})),
+    )
+    .await;
+    link.assert_status(201);
+    let browser = common::provider::no_redirects();
+    let opened = browser
+        .get(link.body["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 303);
+    let authorize = opened.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        authorize.starts_with(&format!("{base}/sandbox/oauth/authorize")),
+        "{authorize}"
+    );
+    let consent = call(browser.get(&authorize)).await;
+    consent.assert_status(200);
+    assert!(
+        consent.text.contains("development only"),
+        "{}",
+        consent.text
+    );
+    let mut form = hidden_inputs(&consent.text);
+    form.push(("decision".into(), "allow".into()));
+    form.push(("account_name".into(), "Dev Person".into()));
+    let post_to = authorize.split('?').next().unwrap();
+    let allowed = browser.post(post_to).form(&form).send().await.unwrap();
+    assert_eq!(allowed.status(), 302);
+    let callback = allowed.headers()["location"].to_str().unwrap().to_owned();
+    let page = call(browser.get(&callback)).await;
+    page.assert_status(200);
+    let me = call(
+        client
+            .get(format!("{base}/projects/{pid}/sdk/proxy/custom.sandbox/me"))
+            .bearer_auth(&welcome.token),
+    )
+    .await;
+    me.assert_status(200);
+    assert_eq!(me.body["output"]["name"], "Dev Person");
+}
+
+/// `name`/`value` of each hidden input of a page, unescaped.
+fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    let unescape = |v: &str| {
+        v.replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    let attr = |tag: &str, name: &str| {
+        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = tag[start..].find('"')? + start;
+        Some(unescape(&tag[start..end]))
+    };
+    html.split("<input")
+        .skip(1)
+        .filter(|tag| tag.contains("type=\"hidden\""))
+        .filter_map(|tag| Some((attr(tag, "name")?, attr(tag, "value")?)))
+        .collect()
 }
