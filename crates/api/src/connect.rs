@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, delete, get};
@@ -73,6 +73,33 @@ pub fn public_router() -> Router<AppState> {
     Router::new()
         .route("/oauth/callback", get(oauth_callback))
         .route("/connect/{token}", get(open_link))
+}
+
+/// What the proxy forwards of a request: method, headers, query and body.
+pub struct Forwarded {
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub query: Option<String>,
+    pub body: Bytes,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Forwarded {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let method = req.method().clone();
+        let headers = req.headers().clone();
+        let query = req.uri().query().map(str::to_owned);
+        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
+            ApiError::new(rejection.status(), "body_too_large", rejection.body_text())
+        })?;
+        Ok(Self {
+            method,
+            headers,
+            query,
+            body,
+        })
+    }
 }
 
 /// A selection header's value, when it is a UUID (anything else is ignored, as the SDK
@@ -430,26 +457,20 @@ async fn disconnect(
 async fn proxy(
     State(state): State<AppState>,
     auth: SdkUser,
-    method: Method,
-    headers: HeaderMap,
     Path((_, integration, path)): Path<(String, String, String)>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
+    forwarded: Forwarded,
 ) -> ApiResult<Response> {
-    let request = proxy_request(integration, &path, query, method, headers, body);
+    let request = proxy_request(integration, &path, forwarded);
     run_proxy(&state, auth.project, &auth.user.user_id, request).await
 }
 
 async fn proxy_root(
     State(state): State<AppState>,
     auth: SdkUser,
-    method: Method,
-    headers: HeaderMap,
     Path((_, integration)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
+    forwarded: Forwarded,
 ) -> ApiResult<Response> {
-    let request = proxy_request(integration, "", query, method, headers, body);
+    let request = proxy_request(integration, "", forwarded);
     run_proxy(&state, auth.project, &auth.user.user_id, request).await
 }
 
@@ -457,11 +478,8 @@ async fn proxy_root(
 async fn proxy_custom(
     State(state): State<AppState>,
     auth: SdkUser,
-    method: Method,
-    headers: HeaderMap,
     Path((_, integration_id, path)): Path<(String, String, String)>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
+    forwarded: Forwarded,
 ) -> ApiResult<Response> {
     let key = match Uuid::try_parse(&integration_id) {
         Ok(id) => state
@@ -473,30 +491,23 @@ async fn proxy_custom(
         Err(_) => None,
     }
     .ok_or_else(|| ServiceError::IntegrationNotFound(integration_id.clone()))?;
-    let request = proxy_request(key, &path, query, method, headers, body);
+    let request = proxy_request(key, &path, forwarded);
     run_proxy(&state, auth.project, &auth.user.user_id, request).await
 }
 
-pub fn proxy_request(
-    integration: String,
-    path: &str,
-    query: Option<String>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ProxyRequest {
+pub fn proxy_request(integration: String, path: &str, forwarded: Forwarded) -> ProxyRequest {
     let mut path_and_query = format!("/{}", path.trim_start_matches('/'));
-    if let Some(query) = query.filter(|q| !q.is_empty()) {
+    if let Some(query) = forwarded.query.filter(|q| !q.is_empty()) {
         path_and_query.push('?');
         path_and_query.push_str(&query);
     }
     ProxyRequest {
-        selected: selected(&headers, CREDENTIAL_HEADER),
+        selected: selected(&forwarded.headers, CREDENTIAL_HEADER),
         integration,
-        method,
+        method: forwarded.method,
         path_and_query,
-        headers,
-        body,
+        headers: forwarded.headers,
+        body: forwarded.body,
     }
 }
 

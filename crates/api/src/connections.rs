@@ -1,9 +1,8 @@
 //! `/api/v1/projects/{projectId}/users/{userId}/…`: a user's connections as the SaaS
 //! backend manages them: list, disconnect, connect links, and the proxy twin.
 
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{any, delete, get, post};
 use axum::{Json, Router};
@@ -15,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::connect::{proxy_request, run_proxy};
+use crate::connect::{Forwarded, proxy_request, run_proxy};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, ProjectAdmin, UserIdPath};
 use crate::management::ListView;
@@ -286,11 +285,8 @@ pub async fn proxy(
     State(state): State<AppState>,
     auth: ProjectAdmin,
     UserIdPath(user): UserIdPath,
-    method: Method,
-    headers: HeaderMap,
     Path(path): Path<ProxyPath>,
-    RawQuery(query): RawQuery,
-    body: Bytes,
+    forwarded: Forwarded,
 ) -> ApiResult<Response> {
     if state
         .services
@@ -301,6 +297,6 @@ pub async fn proxy(
     {
         return Err(plugboard_service::ServiceError::UserSuspended.into());
     }
-    let request = proxy_request(path.integration, &path.path, query, method, headers, body);
+    let request = proxy_request(path.integration, &path.path, forwarded);
     run_proxy(&state, auth.project, &user, request).await
 }

@@ -373,7 +373,7 @@ mod dev {
 /// succeed with exactly one refresh at the provider (the lease is in the database).
 #[tokio::test]
 async fn one_refresh_for_100_concurrent_calls_across_two_processes() {
-    use common::provider::{FakeProvider, no_redirects};
+    use common::provider::FakeProvider;
     let dir = tempfile::tempdir().unwrap();
     let database_url = Backend::Postgres.fresh_store(dir.path()).await.0;
     let key_path = dir.path().join("key.pem");

@@ -560,3 +560,29 @@ async fn loopback_providers_are_refused_unless_allowed() {
     answer.assert_error(422, "invalid_input");
     assert!(answer.text.contains("https"), "{}", answer.text);
 }
+
+#[tokio::test]
+async fn the_popup_start_page_tells_its_opener() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let p = app.create_project().await;
+    // As the SDK opens it: the query is not URL-encoded.
+    let url = app.url(&format!(
+        "/projects/{}/sdk/actions/oauth-nonce?action=custom.crm&integrationId=x&originForPostMessage=http://localhost:5173&userToken={}",
+        p.id,
+        p.token("u1")
+    ));
+    let page = answer(app.client.get(url)).await;
+    page.assert_status(200);
+    assert!(page.text.contains("oauth-nonce-loaded"), "{}", page.text);
+    assert!(page.text.contains("\"http://localhost:5173\""));
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("script-src 'nonce-"), "{csp}");
+    // A hostile "origin" is not echoed into the script.
+    let hostile = app.url(&format!(
+        "/projects/{}/sdk/actions/oauth-nonce?originForPostMessage=%3C/script%3E%3Cscript%3Ealert(1)",
+        p.id
+    ));
+    let refused = answer(app.client.get(hostile)).await;
+    assert_eq!(refused.status.as_u16(), 400);
+    assert!(!refused.text.contains("alert(1)"));
+}
