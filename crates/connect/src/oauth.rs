@@ -555,8 +555,8 @@ mod tests {
     fn pkce_challenge_matches_rfc_7636_example() {
         // RFC 7636 appendix B.
         assert_eq!(
-            Pkce::challenge_for("dBjftJeZ4CVP-mJ92ZZrC5vwqDqbh4iLPo2SqtMbdLE"),
-            "E9Melhoa2OwvFrEMTJguCQU7ZaJ9gyTRNVXfHjNu-M"
+            Pkce::challenge_for("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
         let pair = Pkce::generate();
         assert_eq!(pair.verifier.len(), 43);
