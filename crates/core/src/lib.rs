@@ -10,6 +10,7 @@ pub mod metadata;
 pub mod project;
 pub mod token;
 pub mod user;
+pub mod workflow;
 
 pub use connect::{ConnectLink, ConnectSession, ConnectSessionStatus, SealedColumn, SealedRow};
 pub use ids::{IdError, ProjectId, UserId};
@@ -21,6 +22,7 @@ pub use metadata::{Metadata, MetadataError, MetadataLimits};
 pub use project::{Project, SecretKeyRecord, SigningKeyRecord};
 pub use token::{TokenClaims, TokenError};
 pub use user::{ConnectedUser, ErasedCounts, UserFilter, UserPage};
+pub use workflow::{Execution, ExecutionFilter, ExecutionStatus, ExecutionUpdate, WorkflowVersion};
 
 /// Milliseconds since the Unix epoch: how every instant is stored, on both backends.
 pub type UnixMillis = i64;

@@ -11,9 +11,10 @@ use async_trait::async_trait;
 use plugboard_core::user::search_fold;
 use plugboard_core::{
     ConnectLink, ConnectSession, ConnectedUser, Credential, CredentialConfiguration,
-    CredentialStatus, CredentialWithConfigurations, ErasedCounts, IntegrationKey, Metadata,
-    Project, ProjectId, ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord,
-    SigningKeyRecord, UnixMillis, UserFilter, UserId, UserPage,
+    CredentialStatus, CredentialWithConfigurations, ErasedCounts, Execution, ExecutionFilter,
+    ExecutionUpdate, IntegrationKey, Metadata, Project, ProjectId, ProjectIntegration,
+    SealedColumn, SealedRow, SecretKeyRecord, SigningKeyRecord, UnixMillis, UserFilter, UserId,
+    UserPage, WorkflowVersion,
 };
 use plugboard_store::{
     ConnectOutcome, CredentialSecretsWrite, LastSeen, MetadataWrite, Store, StoreError, StoreResult,
@@ -27,6 +28,7 @@ use uuid::Uuid;
 
 mod connect;
 mod integrations;
+mod workflows;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -827,5 +829,103 @@ impl Store for SqliteStore {
         replacement: &str,
     ) -> StoreResult<bool> {
         connect::replace_sealed(&self.writer, column, id, expected, replacement).await
+    }
+
+    async fn deploy_workflow(&self, workflow: &WorkflowVersion) -> StoreResult<WorkflowVersion> {
+        workflows::deploy(&self.writer, workflow).await
+    }
+
+    async fn list_workflows(&self, project: ProjectId) -> StoreResult<Vec<WorkflowVersion>> {
+        workflows::list(&self.reader, project).await
+    }
+
+    async fn get_workflow(
+        &self,
+        project: ProjectId,
+        workflow_id: &str,
+        version: Option<i64>,
+    ) -> StoreResult<Option<WorkflowVersion>> {
+        workflows::get(&self.reader, project, workflow_id, version).await
+    }
+
+    async fn enqueue_executions(&self, executions: &[Execution]) -> StoreResult<()> {
+        workflows::enqueue(&self.writer, executions).await
+    }
+
+    async fn claim_executions(
+        &self,
+        holder: &str,
+        now: UnixMillis,
+        lease_until: UnixMillis,
+        limit: u32,
+        per_user_limit: u32,
+    ) -> StoreResult<Vec<Execution>> {
+        workflows::claim(
+            &self.writer,
+            holder,
+            now,
+            lease_until,
+            limit,
+            per_user_limit,
+        )
+        .await
+    }
+
+    async fn extend_execution_lease(
+        &self,
+        id: Uuid,
+        holder: &str,
+        lease_until: UnixMillis,
+    ) -> StoreResult<bool> {
+        workflows::extend_lease(&self.writer, id, holder, lease_until).await
+    }
+
+    async fn release_execution(
+        &self,
+        id: Uuid,
+        holder: &str,
+        update: &ExecutionUpdate,
+    ) -> StoreResult<bool> {
+        workflows::release(&self.writer, id, holder, update).await
+    }
+
+    async fn cancel_executions(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        workflow_ids: &[String],
+        now: UnixMillis,
+    ) -> StoreResult<u64> {
+        workflows::cancel(&self.writer, project, user, workflow_ids, now).await
+    }
+
+    async fn get_execution(&self, project: ProjectId, id: Uuid) -> StoreResult<Option<Execution>> {
+        workflows::get_execution(&self.writer, project, id).await
+    }
+
+    async fn list_executions(
+        &self,
+        project: ProjectId,
+        filter: &ExecutionFilter,
+    ) -> StoreResult<Vec<Execution>> {
+        workflows::list_executions(&self.reader, project, filter).await
+    }
+
+    async fn load_step(&self, execution: Uuid, step_key: &str) -> StoreResult<Option<Value>> {
+        workflows::load_step(&self.writer, execution, step_key).await
+    }
+
+    async fn save_step(
+        &self,
+        execution: Uuid,
+        step_key: &str,
+        record: &Value,
+        now: UnixMillis,
+    ) -> StoreResult<()> {
+        workflows::save_step(&self.writer, execution, step_key, record, now).await
+    }
+
+    async fn list_steps(&self, execution: Uuid) -> StoreResult<Vec<(String, Value, UnixMillis)>> {
+        workflows::list_steps(&self.reader, execution).await
     }
 }

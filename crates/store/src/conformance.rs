@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use plugboard_core::{
     ConnectLink, ConnectSession, ConnectSessionStatus, Credential, CredentialConfiguration,
-    CredentialStatus, CredentialWithConfigurations, IntegrationKey, Metadata, MetadataLimits,
-    Project, ProjectId, ProjectIntegration, SealedColumn, SecretKeyRecord, SigningKeyRecord,
-    UserFilter, UserId,
+    CredentialStatus, CredentialWithConfigurations, Execution, ExecutionFilter, ExecutionStatus,
+    ExecutionUpdate, IntegrationKey, Metadata, MetadataLimits, Project, ProjectId,
+    ProjectIntegration, SealedColumn, SecretKeyRecord, SigningKeyRecord, UserFilter, UserId,
+    WorkflowVersion,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -53,6 +54,13 @@ macro_rules! conformance_tests {
             connect_links_are_single_use,
             expired_connect_records_are_purged,
             sealed_values_list_and_replace,
+            workflows_deploy_new_versions,
+            executions_are_claimed_once_and_reclaimed_after_lease_expiry,
+            per_user_limit_holds_back_busy_users,
+            release_and_cancel,
+            executions_filter_by_user_meta_workflow_and_status,
+            step_journal_round_trip,
+            concurrent_claims_never_share_an_execution,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -1868,5 +1876,452 @@ pub async fn sealed_values_list_and_replace(store: Arc<dyn Store>) {
     assert_eq!(
         integration.oauth_client_secret_sealed.as_deref(),
         Some("new")
+    );
+}
+
+fn workflow_version(project: ProjectId, id: &str, event: &str) -> WorkflowVersion {
+    WorkflowVersion {
+        project_id: project,
+        workflow_id: id.into(),
+        version: 0,
+        integration: "slack".into(),
+        event: Some(event.into()),
+        trigger_kind: "event".into(),
+        definition: json!({"id": id, "steps": []}),
+        created_at: T0,
+    }
+}
+
+fn execution(project: ProjectId, user: &UserId, workflow: &str, due: i64) -> Execution {
+    Execution {
+        id: Uuid::new_v4(),
+        project_id: project,
+        user_id: user.clone(),
+        workflow_id: workflow.into(),
+        workflow_version: 1,
+        integration: "slack".into(),
+        credential_id: None,
+        status: ExecutionStatus::Queued,
+        trigger: json!({"type": "event", "name": "e"}),
+        settings: json!({}),
+        output: None,
+        error: None,
+        response: None,
+        runs: 0,
+        next_run_at: due,
+        created_at: due,
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+fn done(status: ExecutionStatus, at: i64) -> ExecutionUpdate {
+    ExecutionUpdate {
+        status,
+        next_run_at: at,
+        output: Some(json!({"ok": true})),
+        error: None,
+        response: None,
+        finished_at: status.is_final().then_some(at),
+    }
+}
+
+pub async fn workflows_deploy_new_versions(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let first = store
+        .deploy_workflow(&workflow_version(project, "sync", "a"))
+        .await
+        .unwrap();
+    assert_eq!(first.version, 1);
+    let second = store
+        .deploy_workflow(&workflow_version(project, "sync", "b"))
+        .await
+        .unwrap();
+    assert_eq!(second.version, 2);
+    store
+        .deploy_workflow(&workflow_version(project, "alpha", "a"))
+        .await
+        .unwrap();
+    let listed = store.list_workflows(project).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|w| (w.workflow_id.as_str(), w.version))
+            .collect::<Vec<_>>(),
+        vec![("alpha", 1), ("sync", 2)]
+    );
+    assert_eq!(
+        store
+            .get_workflow(project, "sync", None)
+            .await
+            .unwrap()
+            .unwrap()
+            .event
+            .as_deref(),
+        Some("b")
+    );
+    assert_eq!(
+        store
+            .get_workflow(project, "sync", Some(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .event
+            .as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        store.get_workflow(project, "nope", None).await.unwrap(),
+        None
+    );
+    let other = new_project(&*store, "q").await;
+    assert!(store.list_workflows(other).await.unwrap().is_empty());
+}
+
+pub async fn executions_are_claimed_once_and_reclaimed_after_lease_expiry(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let user = uid("u");
+    store.ensure_user(project, &user, T0).await.unwrap();
+    let due = execution(project, &user, "wf", T0);
+    let later = execution(project, &user, "wf", T0 + 60_000);
+    store
+        .enqueue_executions(&[due.clone(), later.clone()])
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_executions("w1", T0, T0 + 30_000, 10, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "only what is due");
+    assert_eq!(claimed[0].id, due.id);
+    assert_eq!(claimed[0].status, ExecutionStatus::Executing);
+    assert_eq!(claimed[0].runs, 1);
+    assert!(
+        store
+            .claim_executions("w2", T0 + 1, T0 + 30_000, 10, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .extend_execution_lease(due.id, "w1", T0 + 40_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .extend_execution_lease(due.id, "w2", T0 + 40_000)
+            .await
+            .unwrap()
+    );
+    // The holder died: after its lease, another worker takes it.
+    let reclaimed = store
+        .claim_executions("w2", T0 + 40_001, T0 + 70_000, 10, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        reclaimed.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![due.id]
+    );
+    assert_eq!(reclaimed[0].runs, 2);
+    assert!(
+        !store
+            .release_execution(due.id, "w1", &done(ExecutionStatus::Succeeded, T0))
+            .await
+            .unwrap(),
+        "the old holder cannot write"
+    );
+    let missing_user = execution(project, &uid("ghost"), "wf", T0);
+    assert!(matches!(
+        store.enqueue_executions(&[missing_user]).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn per_user_limit_holds_back_busy_users(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let busy = uid("busy");
+    let quiet = uid("quiet");
+    store.ensure_user(project, &busy, T0).await.unwrap();
+    store.ensure_user(project, &quiet, T0).await.unwrap();
+    let mut batch: Vec<Execution> = (0..5)
+        .map(|i| execution(project, &busy, "wf", T0 + i))
+        .collect();
+    batch.push(execution(project, &quiet, "wf", T0 + 10));
+    store.enqueue_executions(&batch).await.unwrap();
+    let first = store
+        .claim_executions("w1", T0 + 100, T0 + 30_000, 1, 2)
+        .await
+        .unwrap();
+    let second = store
+        .claim_executions("w1", T0 + 100, T0 + 30_000, 1, 2)
+        .await
+        .unwrap();
+    let third = store
+        .claim_executions("w1", T0 + 100, T0 + 30_000, 10, 2)
+        .await
+        .unwrap();
+    let users: Vec<String> = first
+        .iter()
+        .chain(&second)
+        .chain(&third)
+        .map(|e| e.user_id.to_string())
+        .collect();
+    assert_eq!(
+        users.iter().filter(|u| *u == "busy").count(),
+        2,
+        "{users:?}"
+    );
+    assert!(
+        users.contains(&"quiet".to_string()),
+        "the quiet user is not starved: {users:?}"
+    );
+}
+
+pub async fn release_and_cancel(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let user = uid("u");
+    store.ensure_user(project, &user, T0).await.unwrap();
+    let a = execution(project, &user, "wf", T0);
+    let b = execution(project, &user, "wf", T0 + 1);
+    let c = execution(project, &user, "other", T0 + 2);
+    store
+        .enqueue_executions(&[a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_executions("w", T0 + 5, T0 + 30_000, 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].id, a.id);
+    let delayed = ExecutionUpdate {
+        next_run_at: T0 + 500,
+        output: None,
+        ..done(ExecutionStatus::Delayed, T0 + 6)
+    };
+    assert!(store.release_execution(a.id, "w", &delayed).await.unwrap());
+    let stored = store.get_execution(project, a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.next_run_at, stored.finished_at),
+        (ExecutionStatus::Delayed, T0 + 500, None)
+    );
+    // Cancelling the user's `wf` runs: a (delayed) and b (queued), not `other`.
+    assert_eq!(
+        store
+            .cancel_executions(project, &user, &["wf".into()], T0 + 10)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .get_execution(project, b.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        ExecutionStatus::Cancelled
+    );
+    assert_eq!(
+        store
+            .get_execution(project, c.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        ExecutionStatus::Queued
+    );
+    let taken = store
+        .claim_executions("w", T0 + 1000, T0 + 30_000, 10, 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.iter().map(|e| e.id).collect::<Vec<_>>(), vec![c.id]);
+    assert!(
+        store
+            .release_execution(c.id, "w", &done(ExecutionStatus::Succeeded, T0 + 1001))
+            .await
+            .unwrap()
+    );
+    let finished = store.get_execution(project, c.id).await.unwrap().unwrap();
+    assert_eq!(finished.output, Some(json!({"ok": true})));
+    assert_eq!(finished.finished_at, Some(T0 + 1001));
+    let other = new_project(&*store, "q").await;
+    assert_eq!(store.get_execution(other, c.id).await.unwrap(), None);
+}
+
+pub async fn executions_filter_by_user_meta_workflow_and_status(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let john = uid("john");
+    let jane = uid("jane");
+    store
+        .create_user(
+            project,
+            &john,
+            &meta(json!({"Email": "john@bookface.com"})),
+            T0,
+        )
+        .await
+        .unwrap();
+    store
+        .create_user(
+            project,
+            &jane,
+            &meta(json!({"Email": "jane@example.com"})),
+            T0,
+        )
+        .await
+        .unwrap();
+    let runs = vec![
+        execution(project, &john, "sync", T0 + 1),
+        execution(project, &jane, "sync", T0 + 2),
+        execution(project, &john, "notify", T0 + 3),
+        execution(project, &john, "sync", T0 + 4),
+    ];
+    store.enqueue_executions(&runs).await.unwrap();
+    let page = |f: ExecutionFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .list_executions(project, &ExecutionFilter { limit: 10, ..f })
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let by_email = page(ExecutionFilter {
+        meta: vec![("Email".into(), "john@bookface.com".into())],
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        by_email,
+        vec![runs[3].id, runs[2].id, runs[0].id],
+        "newest first"
+    );
+    let by_workflow = page(ExecutionFilter {
+        workflow_id: Some("sync".into()),
+        user_id: Some(john.clone()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_workflow, vec![runs[3].id, runs[0].id]);
+    let window = page(ExecutionFilter {
+        since: Some(T0 + 2),
+        until: Some(T0 + 4),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(window, vec![runs[2].id, runs[1].id]);
+    let queued = page(ExecutionFilter {
+        status: Some(ExecutionStatus::Queued),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(queued.len(), 4);
+    let first_two = store
+        .list_executions(
+            project,
+            &ExecutionFilter {
+                limit: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let last = first_two.last().unwrap();
+    let rest = page(ExecutionFilter {
+        after: Some((last.created_at, last.id)),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(rest, vec![runs[1].id, runs[0].id]);
+}
+
+pub async fn step_journal_round_trip(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let user = uid("u");
+    store.ensure_user(project, &user, T0).await.unwrap();
+    let e = execution(project, &user, "wf", T0);
+    store
+        .enqueue_executions(std::slice::from_ref(&e))
+        .await
+        .unwrap();
+    assert_eq!(store.load_step(e.id, "a").await.unwrap(), None);
+    store
+        .save_step(e.id, "a", &json!({"state": "retrying"}), T0)
+        .await
+        .unwrap();
+    store
+        .save_step(e.id, "b", &json!({"state": "done"}), T0 + 1)
+        .await
+        .unwrap();
+    store
+        .save_step(e.id, "a", &json!({"state": "done"}), T0 + 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_step(e.id, "a").await.unwrap(),
+        Some(json!({"state": "done"}))
+    );
+    let steps = store.list_steps(e.id).await.unwrap();
+    assert_eq!(
+        steps
+            .iter()
+            .map(|(k, _, at)| (k.as_str(), *at))
+            .collect::<Vec<_>>(),
+        vec![("a", T0 + 2), ("b", T0 + 1)],
+        "in first-written order"
+    );
+    store.delete_user(project, &user).await.unwrap();
+    assert!(
+        store.list_steps(e.id).await.unwrap().is_empty(),
+        "erasing the user erases its executions"
+    );
+}
+
+pub async fn concurrent_claims_never_share_an_execution(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let mut batch = Vec::new();
+    for u in 0..20 {
+        let user = uid(&format!("u{u}"));
+        store.ensure_user(project, &user, T0).await.unwrap();
+        for i in 0..5 {
+            batch.push(execution(project, &user, "wf", T0 + i));
+        }
+    }
+    store.enqueue_executions(&batch).await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = store
+                        .claim_executions(&format!("w{w}"), T0 + 100, T0 + 60_000, 3, 100)
+                        .await
+                        .unwrap();
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(got.into_iter().map(|e| e.id));
+                }
+            })
+        })
+        .collect();
+    let mut all: Vec<Uuid> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flat_map(|t| t.unwrap())
+        .collect();
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        (total, all.len()),
+        (100, 100),
+        "every execution claimed exactly once"
     );
 }

@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use plugboard_core::{
     ConnectLink, ConnectSession, ConnectSessionStatus, ConnectedUser, Credential,
     CredentialConfiguration, CredentialStatus, CredentialWithConfigurations, ErasedCounts,
-    IntegrationKey, Metadata, Project, ProjectId, ProjectIntegration, SealedColumn, SealedRow,
-    SecretKeyRecord, SigningKeyRecord, UnixMillis, UserFilter, UserId, UserPage,
+    Execution, ExecutionFilter, ExecutionUpdate, IntegrationKey, Metadata, Project, ProjectId,
+    ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord, SigningKeyRecord, UnixMillis,
+    UserFilter, UserId, UserPage, WorkflowVersion,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -293,6 +294,77 @@ pub trait Store: Send + Sync + 'static {
         expected: &str,
         replacement: &str,
     ) -> StoreResult<bool>;
+
+    /// Stores a new version of a workflow (one more than the newest, 1 for a new one)
+    /// and makes it current. Returns the stored version.
+    async fn deploy_workflow(&self, workflow: &WorkflowVersion) -> StoreResult<WorkflowVersion>;
+    /// The current version of each of the project's workflows, ordered by id.
+    async fn list_workflows(&self, project: ProjectId) -> StoreResult<Vec<WorkflowVersion>>;
+    /// One version of a workflow; `None` for `version` means the current one.
+    async fn get_workflow(
+        &self,
+        project: ProjectId,
+        workflow_id: &str,
+        version: Option<i64>,
+    ) -> StoreResult<Option<WorkflowVersion>>;
+
+    /// Writes new executions, all or none, in one transaction. `NotFound` when a user
+    /// does not exist.
+    async fn enqueue_executions(&self, executions: &[Execution]) -> StoreResult<()>;
+    /// Leases up to `limit` due executions (queued, or delayed and due, or held under an
+    /// expired lease) to `holder` until `lease_until`, oldest due first, skipping users
+    /// who already have `per_user_limit` executions under a live lease. One statement,
+    /// committed at once; marks them `EXECUTING` and counts the run.
+    async fn claim_executions(
+        &self,
+        holder: &str,
+        now: UnixMillis,
+        lease_until: UnixMillis,
+        limit: u32,
+        per_user_limit: u32,
+    ) -> StoreResult<Vec<Execution>>;
+    /// Extends `holder`'s lease; false when it no longer holds the execution.
+    async fn extend_execution_lease(
+        &self,
+        id: Uuid,
+        holder: &str,
+        lease_until: UnixMillis,
+    ) -> StoreResult<bool>;
+    /// Records how a run left the execution and gives up the lease; false (nothing
+    /// written) when `holder` no longer holds it.
+    async fn release_execution(
+        &self,
+        id: Uuid,
+        holder: &str,
+        update: &ExecutionUpdate,
+    ) -> StoreResult<bool>;
+    /// Cancels a user's executions of these workflows that have not finished and are
+    /// not under a live lease; returns how many.
+    async fn cancel_executions(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        workflow_ids: &[String],
+        now: UnixMillis,
+    ) -> StoreResult<u64>;
+    async fn get_execution(&self, project: ProjectId, id: Uuid) -> StoreResult<Option<Execution>>;
+    async fn list_executions(
+        &self,
+        project: ProjectId,
+        filter: &ExecutionFilter,
+    ) -> StoreResult<Vec<Execution>>;
+
+    /// The journal of an execution: one record (JSON) per step key.
+    async fn load_step(&self, execution: Uuid, step_key: &str) -> StoreResult<Option<Value>>;
+    async fn save_step(
+        &self,
+        execution: Uuid,
+        step_key: &str,
+        record: &Value,
+        now: UnixMillis,
+    ) -> StoreResult<()>;
+    /// Every step record of an execution, in the order they were first written.
+    async fn list_steps(&self, execution: Uuid) -> StoreResult<Vec<(String, Value, UnixMillis)>>;
 }
 
 /// How a connect attempt ended, as [`Store::finish_connect_session`] records it.

@@ -1,0 +1,53 @@
+-- Deployed workflows (every deploy a new version), their executions (the queue: leased by
+-- workers), and each execution's journal of step results.
+CREATE TABLE workflow_versions (
+    project_id    TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    workflow_id   TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    integration   TEXT NOT NULL,
+    event         TEXT,
+    trigger_kind  TEXT NOT NULL,
+    definition    TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    is_current    INTEGER NOT NULL,
+    PRIMARY KEY (project_id, workflow_id, version)
+);
+CREATE UNIQUE INDEX workflow_versions_current ON workflow_versions (project_id, workflow_id)
+    WHERE is_current = 1;
+
+CREATE TABLE executions (
+    id                TEXT PRIMARY KEY,
+    project_id        TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    user_seq          INTEGER NOT NULL REFERENCES users (seq) ON DELETE CASCADE,
+    workflow_id       TEXT NOT NULL,
+    workflow_version  INTEGER NOT NULL,
+    integration       TEXT NOT NULL,
+    credential_id     TEXT,
+    status            TEXT NOT NULL,
+    trigger           TEXT NOT NULL,
+    settings          TEXT NOT NULL,
+    output            TEXT,
+    error             TEXT,
+    response          TEXT,
+    runs              INTEGER NOT NULL DEFAULT 0,
+    next_run_at       INTEGER NOT NULL,
+    lease_holder      TEXT,
+    lease_until       INTEGER,
+    created_at        INTEGER NOT NULL,
+    started_at        INTEGER,
+    finished_at       INTEGER
+);
+-- Workers look for due work among unfinished executions only.
+CREATE INDEX executions_due ON executions (next_run_at)
+    WHERE status IN ('QUEUED', 'DELAYED', 'EXECUTING');
+CREATE INDEX executions_user ON executions (project_id, user_seq, created_at);
+CREATE INDEX executions_project ON executions (project_id, created_at);
+
+CREATE TABLE execution_steps (
+    execution_id  TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+    step_key      TEXT NOT NULL,
+    record        TEXT NOT NULL,
+    seq           INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    PRIMARY KEY (execution_id, step_key)
+);
