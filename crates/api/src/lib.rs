@@ -19,6 +19,7 @@ pub mod ops;
 pub mod pages;
 pub mod sdk;
 pub mod wire;
+pub mod workflows;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .merge(management::router())
         .merge(connect::public_router())
         .merge(connections::router())
+        .merge(workflows::router())
         .merge(ops::router())
         .fallback(ops::route_not_found)
         // Not `method_not_allowed_fallback`: it would replace the per-route fallbacks that

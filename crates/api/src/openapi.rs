@@ -5,7 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::{connections, management, ops, sdk};
+use crate::{connections, management, ops, sdk, workflows};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,9 @@ use crate::{connections, management, ops, sdk};
         sdk::get_me, sdk::patch_me, sdk::list_integrations,
         connections::list_credentials, connections::disconnect,
         connections::create_connect_link, connections::proxy,
+        workflows::deploy, workflows::list_workflows, workflows::admin_enable,
+        workflows::admin_disable, workflows::admin_event, workflows::list_executions,
+        workflows::get_execution,
         management::create_project, management::get_project,
         management::list_users, management::get_user, management::put_user, management::patch_user,
         management::replace_meta, management::suspend_user, management::resume_user, management::delete_user,

@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
             get(list_integrations),
         )
         .merge(crate::connect::sdk_router())
+        .merge(crate::workflows::sdk_router())
         .layer(cors())
 }
 

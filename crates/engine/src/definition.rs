@@ -83,7 +83,7 @@ pub struct Step {
     #[serde(flatten)]
     pub action: Action,
     /// Tries before the step (and the execution) fails; transient errors only.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
 }
 
@@ -136,7 +136,7 @@ impl<'de> Deserialize<'de> for Step {
             _ => return Err(D::Error::custom("every step needs a string `id`")),
         };
         let max_attempts = match fields.remove("max_attempts") {
-            None => None,
+            None | Some(Value::Null) => None,
             Some(value) => Some(serde_json::from_value(value).map_err(D::Error::custom)?),
         };
         let action = serde_json::from_value(Value::Object(fields))
@@ -508,6 +508,14 @@ steps:
             &LAUNCH.replace("concurrency: 2", "concurrency: 2\n    parallel: true"),
         );
         assert!(unknown.unwrap_err().reason.contains("parallel"));
+    }
+
+    #[test]
+    fn stored_definitions_read_back() {
+        let definition = WorkflowDefinition::parse(LAUNCH).unwrap();
+        let stored = serde_json::to_value(&definition).unwrap();
+        let back: WorkflowDefinition = serde_json::from_value(stored).unwrap();
+        assert_eq!(back, definition);
     }
 
     #[test]

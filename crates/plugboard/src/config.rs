@@ -84,6 +84,34 @@ pub struct Config {
     /// Serves the development-only OAuth provider under `/sandbox` (`plugboard dev` turns
     /// it on).
     pub sandbox: bool,
+    /// Running workflows.
+    pub workflows: WorkflowsConfig,
+}
+
+/// Settings of the workflow worker.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkflowsConfig {
+    /// Whether this node runs workflow executions (a worker). Turn off on API-only nodes.
+    pub worker: bool,
+    /// Executions of one user running at once, across all workers.
+    pub per_user_concurrency: u32,
+    /// How long a worker's claim lasts without a heartbeat, in seconds; a crashed
+    /// worker's executions are resumed after this.
+    pub lease_secs: u64,
+    /// Lets `http` steps call private, loopback and link-local addresses.
+    pub allow_private_addresses: bool,
+}
+
+impl Default for WorkflowsConfig {
+    fn default() -> Self {
+        Self {
+            worker: true,
+            per_user_concurrency: 4,
+            lease_secs: 30,
+            allow_private_addresses: false,
+        }
+    }
 }
 
 /// Settings of connecting accounts and of calls to providers.
@@ -134,6 +162,7 @@ impl Default for Config {
             connect: ConnectConfig::default(),
             allow_loopback_providers: false,
             sandbox: false,
+            workflows: WorkflowsConfig::default(),
         }
     }
 }
@@ -173,6 +202,7 @@ const ENV_KEYS: &[&str] = &[
     "connect",
     "allow_loopback_providers",
     "sandbox",
+    "workflows",
 ];
 
 impl Config {
@@ -237,6 +267,12 @@ impl Config {
             return Err(invalid(
                 "connect",
                 "timeouts and lifetimes must be at least 1 second",
+            ));
+        }
+        if self.workflows.per_user_concurrency == 0 || self.workflows.lease_secs < 3 {
+            return Err(invalid(
+                "workflows",
+                "per_user_concurrency must be at least 1 and lease_secs at least 3",
             ));
         }
         if c.proxy_max_response_bytes < 1024 {

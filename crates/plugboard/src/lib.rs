@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use plugboard_api::{ApiSettings, AppState};
 use plugboard_service::connect::ConnectSettings;
+use plugboard_service::workflows::worker::WorkerSettings;
 use plugboard_service::{ServiceSettings, Services};
 use plugboard_store::{Store, StoreError};
 use plugboard_store_postgres::PostgresStore;
@@ -47,6 +48,12 @@ pub fn service_settings(config: &Config) -> ServiceSettings {
         previous_master_keys: config.previous_master_key_bytes(),
         allow_loopback_providers: config.allow_loopback_providers || config.sandbox,
         connect: connect_settings(config),
+        worker: WorkerSettings {
+            lease: Duration::from_secs(config.workflows.lease_secs),
+            per_user_limit: config.workflows.per_user_concurrency,
+            allow_private_addresses: config.workflows.allow_private_addresses,
+            ..WorkerSettings::default()
+        },
         ..ServiceSettings::default()
     }
 }
@@ -71,6 +78,7 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     flusher: JoinHandle<()>,
+    worker: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -99,6 +107,10 @@ impl Server {
             Duration::from_secs(config.last_seen_flush_secs),
             shutdown.subscribe(),
         );
+        let worker = config
+            .workflows
+            .worker
+            .then(|| services.worker.clone().spawn(shutdown.subscribe()));
         let http = tokio::spawn(plugboard_api::serve(listener, router, async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         }));
@@ -108,6 +120,7 @@ impl Server {
             shutdown,
             http,
             flusher,
+            worker,
         })
     }
 
@@ -120,6 +133,9 @@ impl Server {
         let _ = self.shutdown.send(true);
         let served = self.http.await.map_err(std::io::Error::other)?;
         let _ = self.flusher.await;
+        if let Some(worker) = self.worker {
+            let _ = worker.await;
+        }
         served
     }
 }

@@ -41,6 +41,10 @@ pub enum ServiceError {
     IntegrationInactive(String),
     #[error("{0}")]
     WrongAuthKind(String),
+    #[error("no workflow `{0}` in this project")]
+    WorkflowNotFound(String),
+    #[error("no such execution in this project")]
+    ExecutionNotFound,
     #[error("no such credential for this user")]
     CredentialNotFound,
     #[error("the user has not connected `{0}`")]

@@ -11,6 +11,7 @@ pub mod projects;
 pub mod rotation;
 pub mod tokens;
 pub mod users;
+pub mod workflows;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +53,7 @@ pub struct ServiceSettings {
     /// development sandbox only).
     pub allow_loopback_providers: bool,
     pub connect: connect::ConnectSettings,
+    pub worker: workflows::worker::WorkerSettings,
 }
 
 impl std::fmt::Debug for ServiceSettings {
@@ -75,6 +77,7 @@ impl Default for ServiceSettings {
             master_key: None,
             previous_master_keys: Vec::new(),
             allow_loopback_providers: false,
+            worker: workflows::worker::WorkerSettings::default(),
             connect: connect::ConnectSettings::new(
                 url::Url::parse("http://127.0.0.1:8080").expect("a valid URL"),
             ),
@@ -94,6 +97,8 @@ pub struct Services {
     pub connect: Arc<connect::ConnectService>,
     /// The master keys, for tools such as key rotation.
     pub vault: Arc<Vault>,
+    pub workflows: Arc<workflows::WorkflowsService>,
+    pub worker: Arc<workflows::worker::Worker>,
 }
 
 impl Services {
@@ -123,10 +128,22 @@ impl Services {
             &master_key,
             settings.connect.clone(),
         ));
+        let workflows = Arc::new(workflows::WorkflowsService::new(
+            store.clone(),
+            integrations.clone(),
+            connect.clone(),
+        ));
+        let worker = Arc::new(workflows::worker::Worker::new(
+            store.clone(),
+            connect.clone(),
+            settings.worker.clone(),
+        ));
         Self {
             integrations,
             connect,
             vault,
+            workflows,
+            worker,
             projects: Arc::new(ProjectsService::new(store.clone(), tokens.clone())),
             users: Arc::new(UsersService::new(
                 store.clone(),

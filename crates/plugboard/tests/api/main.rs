@@ -19,3 +19,4 @@ mod ops;
 mod search;
 mod tokens;
 mod users;
+mod workflows;

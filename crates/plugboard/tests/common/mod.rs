@@ -291,6 +291,12 @@ pub fn test_config() -> Config {
         last_seen_flush_secs: 1,
         // The fake providers of the tests run on loopback over http.
         allow_loopback_providers: true,
+        // Tests run workflow executions themselves (`drain`), and call stubs on loopback.
+        workflows: plugboard::config::WorkflowsConfig {
+            worker: false,
+            allow_private_addresses: true,
+            ..Default::default()
+        },
         ..Config::default()
     }
 }

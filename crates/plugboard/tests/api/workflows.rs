@@ -1,0 +1,271 @@
+//! Workflows end to end: deploy, enable per user, an app event, the worker (drained by the
+//! test, never slept on), the SaaS's own API called with the user's metadata, and the
+//! task history found by the user's email.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::http::HeaderMap;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::provider::FakeProvider;
+use crate::common::*;
+
+/// The SaaS's own API: records every request, answers 200 (or 503 while `failures`
+/// lasts).
+#[derive(Clone, Default)]
+struct SaasApi {
+    seen: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
+    failures: Arc<Mutex<u32>>,
+}
+
+impl SaasApi {
+    async fn start() -> (Self, String) {
+        let api = SaasApi::default();
+        let state = api.clone();
+        let router = axum::Router::new().route(
+            "/contacts",
+            axum::routing::post(move |headers: HeaderMap, Json(body): Json<Value>| {
+                let state = state.clone();
+                async move {
+                    state.seen.lock().unwrap().push((headers, body));
+                    let mut failures = state.failures.lock().unwrap();
+                    if *failures > 0 {
+                        *failures -= 1;
+                        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({})));
+                    }
+                    (axum::http::StatusCode::OK, Json(json!({"ok": true})))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        (api, base)
+    }
+}
+
+fn sync_workflow(saas: &str) -> String {
+    format!(
+        r#"
+id: sync-contacts
+name: Sync contacts to the app
+integration: custom.crm
+trigger: {{ type: event, event: contact.created }}
+steps:
+  - {{ id: fetch, type: integration_request, path: /contacts }}
+  - id: pick
+    type: transform
+    jq: '[.steps.fetch.output.body.contacts[] | {{email, name}}]'
+  - id: each
+    type: map
+    items: .steps.pick.output
+    concurrency: 2
+    steps:
+      - id: push
+        type: http
+        method: POST
+        url: "{saas}/contacts"
+        headers: {{ Authorization: "Bearer {{{{ user.meta.apiKey }}}}" }}
+        body: {{ email: "{{{{ item.email }}}}", source: "{{{{ trigger.payload.source }}}}" }}
+"#
+    )
+}
+
+struct Setup {
+    app: TestApp,
+    p: Project,
+    provider: FakeProvider,
+    saas: SaasApi,
+    saas_base: String,
+}
+
+async fn setup(backend: Backend) -> Setup {
+    let app = TestApp::spawn(backend).await;
+    let p = app.create_project().await;
+    let provider = FakeProvider::start().await;
+    provider
+        .configure(&app, &p, "crm", provider.oauth_definition())
+        .await;
+    app.connect_oauth(&p, "john", "custom.crm", "s1", json!({}), "John")
+        .await;
+    let token = p.token("john");
+    // The SaaS passes a per-user API key as metadata.
+    app.patch_me(
+        &p,
+        &token,
+        json!({"apiKey": "k_john_123", "email": "john@bookface.com"}),
+    )
+    .await
+    .assert_status(200);
+    for (name, email) in [("Ann", "ann@x.example"), ("Bob", "bob@x.example")] {
+        app.proxy(
+            &p,
+            &token,
+            Method::POST,
+            "custom.crm/contacts",
+            &[],
+            Some(&json!({"name": name, "email": email})),
+        )
+        .await
+        .assert_status(201);
+    }
+    let (saas, saas_base) = SaasApi::start().await;
+    Setup {
+        app,
+        p,
+        provider,
+        saas,
+        saas_base,
+    }
+}
+
+async fn deploy(app: &TestApp, p: &Project, id: &str, source: &str) -> Answer {
+    let request = app
+        .client
+        .put(app.url(&format!("/api/v1/projects/{}/workflows/{id}", p.id)))
+        .bearer_auth(&p.secret_key)
+        .header("content-type", "application/yaml")
+        .body(source.to_owned());
+    answer(request).await
+}
+
+async fn event(app: &TestApp, p: &Project, user: &str, name: &str, payload: Value) -> Answer {
+    app.send(
+        Method::POST,
+        &format!("/projects/{}/sdk/events/trigger", p.id),
+        Some(&p.token(user)),
+        Some(&json!({"name": name, "payload": payload})),
+    )
+    .await
+}
+
+backend_tests! {
+    async fn an_app_event_runs_the_launch_example_end_to_end(backend) {
+        let Setup { app, p, provider: _provider, saas, saas_base } = setup(backend).await;
+        let deployed = deploy(&app, &p, "sync-contacts", &sync_workflow(&saas_base)).await;
+        deployed.assert_status(200);
+        assert_eq!(deployed.body["version"], 1);
+        let token = p.token("john");
+
+        // Not enabled yet: the event starts nothing.
+        assert_eq!(event(&app, &p, "john", "contact.created", json!({})).await.body["executions"], json!([]));
+        app.send(Method::POST, &format!("/projects/{}/sdk/workflows/sync-contacts", p.id), Some(&token), None)
+            .await
+            .assert_status(200);
+        let me = app.get_me(&p, &token).await;
+        assert_eq!(me.body["integrations"]["custom.crm"]["workflowSettings"]["sync-contacts"]["enabled"], true);
+
+        let started = event(&app, &p, "john", "contact.created", json!({"source": "signup"})).await;
+        started.assert_status(200);
+        let id = started.body["executions"][0].as_str().unwrap().to_owned();
+        app.server.services.worker.drain().await.unwrap();
+
+        let detail = app
+            .send(Method::GET, &format!("/api/v1/projects/{}/executions/{id}", p.id), Some(&p.secret_key), None)
+            .await;
+        assert_eq!(detail.body["status"], "SUCCEEDED", "{}", detail.text);
+        let seen = saas.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "one call per contact");
+        for (headers, body) in &seen {
+            assert_eq!(headers["authorization"], "Bearer k_john_123", "the user's API key from metadata");
+            assert_eq!(body["source"], "signup");
+        }
+        let keys: Vec<&str> = seen.iter().map(|(h, _)| h["idempotency-key"].to_str().unwrap()).collect();
+        assert_ne!(keys[0], keys[1]);
+        assert!(keys.iter().all(|k| k.starts_with(&id)), "{keys:?}");
+
+        // "John from BookFace says his integration is broken": one call by his email.
+        drop(detail);
+        let history = app
+            .send(Method::GET, &format!("/api/v1/projects/{}/executions?meta.Email=john@bookface.com", p.id), Some(&p.secret_key), None)
+            .await;
+        history.assert_status(200);
+        assert_eq!(history.body["data"][0]["id"], id.as_str());
+        assert_eq!(history.body["data"][0]["status"], "SUCCEEDED");
+        let detail = app
+            .send(Method::GET, &format!("/api/v1/projects/{}/executions/{id}", p.id), Some(&p.secret_key), None)
+            .await;
+        let steps: Vec<&str> = detail.body["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+        assert!(steps.starts_with(&["fetch", "pick"]), "{steps:?}");
+        assert!(steps.contains(&"each[0].push") && steps.contains(&"each[1].push") && steps.contains(&"each"));
+
+        // Disabled: no more runs.
+        app.send(Method::DELETE, &format!("/projects/{}/sdk/workflows/sync-contacts", p.id), Some(&token), None)
+            .await
+            .assert_status(200);
+        assert_eq!(event(&app, &p, "john", "contact.created", json!({})).await.body["executions"], json!([]));
+    }
+
+    async fn failing_steps_retry_and_the_task_history_shows_them(backend) {
+        let Setup { app, p, provider: _provider, saas, saas_base } = setup(backend).await;
+        let one_call = format!(
+            "id: ping\nname: Ping\nintegration: custom.crm\ntrigger: {{ type: event, event: ping }}\nsteps:\n  - {{ id: call, type: http, method: POST, url: \"{saas_base}/contacts\", body: {{ n: 1 }}, max_attempts: 2 }}\n"
+        );
+        deploy(&app, &p, "ping", &one_call).await.assert_status(200);
+        let admin = format!("/api/v1/projects/{}/users/john/workflows/ping", p.id);
+        app.send(Method::POST, &admin, Some(&p.secret_key), None).await.assert_status(200);
+        *saas.failures.lock().unwrap() = 5;
+        let started = app
+            .send(Method::POST, &format!("/api/v1/projects/{}/events", p.id), Some(&p.secret_key), Some(&json!({"userId": "john", "name": "ping"})))
+            .await;
+        started.assert_status(202);
+        let id = started.body["executions"][0].as_str().unwrap().to_owned();
+        app.server.services.worker.drain().await.unwrap();
+        let path = format!("/api/v1/projects/{}/executions/{id}", p.id);
+        let delayed = app.send(Method::GET, &path, Some(&p.secret_key), None).await;
+        assert_eq!(delayed.body["status"], "DELAYED", "a transient failure waits for its backoff: {}", delayed.text);
+        assert_eq!(delayed.body["steps"][0]["record"]["state"], "retrying");
+        let failed = app
+            .send(Method::GET, &format!("/api/v1/projects/{}/executions?status=DELAYED&workflowId=ping", p.id), Some(&p.secret_key), None)
+            .await;
+        assert_eq!(failed.body["data"].as_array().unwrap().len(), 1);
+        app.send(Method::GET, &format!("/api/v1/projects/{}/executions?status=BROKEN", p.id), Some(&p.secret_key), None)
+            .await
+            .assert_error(400, "invalid_filter");
+    }
+
+    async fn deploys_are_validated_and_versioned(backend) {
+        let Setup { app, p, saas_base, .. } = setup(backend).await;
+        let bad = sync_workflow(&saas_base).replace("concurrency: 2", "concurrency: 0");
+        let refused = deploy(&app, &p, "sync-contacts", &bad).await;
+        refused.assert_error(422, "invalid_input");
+        assert!(refused.text.contains("steps[2].concurrency"), "{}", refused.text);
+        let wrong_id = deploy(&app, &p, "other", &sync_workflow(&saas_base)).await;
+        wrong_id.assert_error(422, "invalid_input");
+        let unknown = sync_workflow(&saas_base).replace("integration: custom.crm", "integration: custom.nope");
+        deploy(&app, &p, "sync-contacts", &unknown).await.assert_error(422, "invalid_input");
+        deploy(&app, &p, "sync-contacts", &sync_workflow(&saas_base)).await.assert_status(200);
+        let second = deploy(&app, &p, "sync-contacts", &sync_workflow(&saas_base)).await;
+        assert_eq!(second.body["version"], 2);
+        let listed = app.send(Method::GET, &format!("/api/v1/projects/{}/workflows", p.id), Some(&p.secret_key), None).await;
+        assert_eq!(listed.body["data"].as_array().unwrap().len(), 1);
+        // Enabling a workflow of an integration the user has not connected.
+        app.send(Method::POST, &format!("/projects/{}/sdk/workflows/sync-contacts", p.id), Some(&p.token("stranger")), None)
+            .await
+            .assert_error(404, "not_connected");
+        app.send(Method::POST, &format!("/projects/{}/sdk/workflows/nope", p.id), Some(&p.token("john")), None)
+            .await
+            .assert_error(404, "workflow_not_found");
+    }
+
+    async fn an_invalid_credential_records_a_failed_execution(backend) {
+        let Setup { app, p, provider, saas, saas_base } = setup(backend).await;
+        deploy(&app, &p, "sync-contacts", &sync_workflow(&saas_base)).await.assert_status(200);
+        let token = p.token("john");
+        app.send(Method::POST, &format!("/projects/{}/sdk/workflows/sync-contacts", p.id), Some(&token), None)
+            .await
+            .assert_status(200);
+        provider.sandbox.faults().revoke_all_refresh_tokens();
+        provider.sandbox.expire_access_tokens();
+        app.proxy(&p, &token, Method::GET, "custom.crm/me", &[], None).await.assert_error(409, "credential_invalid");
+        let started = event(&app, &p, "john", "contact.created", json!({})).await;
+        let id = started.body["executions"][0].as_str().unwrap().to_owned();
+        app.server.services.worker.drain().await.unwrap();
+        let detail = app.send(Method::GET, &format!("/api/v1/projects/{}/executions/{id}", p.id), Some(&p.secret_key), None).await;
+        assert_eq!(detail.body["status"], "FAILED");
+        assert!(detail.body["error"].as_str().unwrap().starts_with("credential_invalid"), "{}", detail.text);
+        assert!(saas.seen.lock().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,320 @@
+//! Workflows as projects deploy them and users enable them, app events that start them,
+//! and the task history. Executing them is the [`worker`]'s job.
+
+pub mod effects;
+pub mod worker;
+
+use std::sync::Arc;
+
+use plugboard_core::{
+    CredentialStatus, CredentialWithConfigurations, Execution, ExecutionFilter, ExecutionStatus,
+    ProjectId, UserId, WorkflowVersion, now_millis,
+};
+use plugboard_engine::{Trigger, WorkflowDefinition};
+use plugboard_store::Store;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::connect::ConnectService;
+use crate::error::{ServiceError, ServiceResult};
+use crate::integrations::IntegrationsService;
+
+/// Largest workflow file accepted.
+pub const MAX_DEFINITION_BYTES: usize = 256 * 1024;
+/// Largest event payload.
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+/// Most executions one page of the task history lists.
+pub const MAX_PAGE: u32 = 100;
+
+pub struct WorkflowsService {
+    store: Arc<dyn Store>,
+    integrations: Arc<IntegrationsService>,
+    connect: Arc<ConnectService>,
+}
+
+/// What started an execution, as stored with it.
+fn trigger_document(kind: &str, fields: Value) -> Value {
+    let mut doc = json!({ "type": kind });
+    if let (Value::Object(doc), Value::Object(fields)) = (&mut doc, fields) {
+        doc.extend(fields);
+    }
+    doc
+}
+
+impl WorkflowsService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        integrations: Arc<IntegrationsService>,
+        connect: Arc<ConnectService>,
+    ) -> Self {
+        Self {
+            store,
+            integrations,
+            connect,
+        }
+    }
+
+    /// Deploys a workflow file (YAML or JSON) as a new version. `expected_id`, when given,
+    /// must be the file's `id`.
+    pub async fn deploy(
+        &self,
+        project: ProjectId,
+        source: &str,
+        expected_id: Option<&str>,
+    ) -> ServiceResult<WorkflowVersion> {
+        if source.len() > MAX_DEFINITION_BYTES {
+            return Err(ServiceError::InvalidInput(format!(
+                "a workflow file is at most {MAX_DEFINITION_BYTES} bytes"
+            )));
+        }
+        let definition = WorkflowDefinition::parse(source)
+            .map_err(|e| ServiceError::InvalidInput(format!("workflow: {e}")))?;
+        if expected_id.is_some_and(|id| id != definition.id) {
+            return Err(ServiceError::InvalidInput(format!(
+                "workflow: id: `{}` does not match the URL",
+                definition.id
+            )));
+        }
+        if self
+            .integrations
+            .find(project, &definition.integration)
+            .await?
+            .is_none()
+        {
+            return Err(ServiceError::InvalidInput(format!(
+                "workflow: integration: `{}` is not an integration of this project",
+                definition.integration
+            )));
+        }
+        let (kind, event) = match &definition.trigger {
+            Trigger::Event { event } => ("event", Some(event.clone())),
+            Trigger::Request { .. } => ("request", None),
+            Trigger::Schedule { .. } => ("schedule", None),
+            Trigger::IntegrationEnabled => ("integration_enabled", None),
+        };
+        let version = WorkflowVersion {
+            project_id: project,
+            workflow_id: definition.id.clone(),
+            version: 0,
+            integration: definition.integration.clone(),
+            event,
+            trigger_kind: kind.into(),
+            definition: serde_json::to_value(&definition)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?,
+            created_at: now_millis(),
+        };
+        Ok(self.store.deploy_workflow(&version).await?)
+    }
+
+    pub async fn list(&self, project: ProjectId) -> ServiceResult<Vec<WorkflowVersion>> {
+        Ok(self.store.list_workflows(project).await?)
+    }
+
+    async fn workflow(&self, project: ProjectId, id: &str) -> ServiceResult<WorkflowVersion> {
+        self.store
+            .get_workflow(project, id, None)
+            .await?
+            .ok_or_else(|| ServiceError::WorkflowNotFound(id.to_owned()))
+    }
+
+    /// Turns a workflow on or off for a user, on the selected (or default) credential of
+    /// its integration. Turning it off cancels the user's pending runs of it.
+    pub async fn set_enabled(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        workflow_id: &str,
+        enabled: bool,
+        selected: Option<Uuid>,
+    ) -> ServiceResult<CredentialWithConfigurations> {
+        let workflow = self.workflow(project, workflow_id).await?;
+        let credential = self
+            .credential_for(project, user, &workflow.integration, selected)
+            .await?;
+        if enabled && credential.credential.status != CredentialStatus::Valid {
+            return Err(ServiceError::CredentialInvalid(
+                workflow.integration.clone(),
+            ));
+        }
+        let default = credential
+            .configurations
+            .iter()
+            .find(|c| c.is_default)
+            .ok_or(ServiceError::CredentialNotFound)?;
+        let mut settings = default.workflow_settings.clone();
+        let entry = settings
+            .entry(workflow_id.to_owned())
+            .or_insert_with(|| json!({ "settings": {} }));
+        if let Value::Object(entry) = entry {
+            entry.insert("enabled".into(), Value::Bool(enabled));
+        }
+        let update = crate::connect::SettingsUpdate {
+            workflow_settings: Some(settings),
+            shared_settings: None,
+        };
+        let updated = self
+            .connect
+            .update_settings(project, user, credential.credential.id, None, update)
+            .await?;
+        if !enabled {
+            self.store
+                .cancel_executions(project, user, &[workflow_id.to_owned()], now_millis())
+                .await?;
+        }
+        Ok(updated)
+    }
+
+    async fn credential_for(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        integration: &str,
+        selected: Option<Uuid>,
+    ) -> ServiceResult<CredentialWithConfigurations> {
+        let configured = self
+            .integrations
+            .find(project, integration)
+            .await?
+            .ok_or_else(|| ServiceError::IntegrationNotFound(integration.to_owned()))?;
+        let mine: Vec<_> = self
+            .store
+            .list_credentials(project, user)
+            .await?
+            .into_iter()
+            .filter(|c| c.credential.integration_id == configured.integration.id)
+            .collect();
+        let chosen = selected
+            .and_then(|id| mine.iter().find(|c| c.credential.id == id))
+            .or(mine.first())
+            .cloned();
+        chosen.ok_or_else(|| ServiceError::NotConnected(integration.to_owned()))
+    }
+
+    /// An app event for a user: one execution per workflow subscribed to `name` that the
+    /// user has enabled, all written in one transaction. A workflow whose credential is
+    /// no longer valid gets a failed execution saying so. Returns the executions.
+    pub async fn trigger_event(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        name: &str,
+        payload: Value,
+    ) -> ServiceResult<Vec<Execution>> {
+        if payload.to_string().len() > MAX_PAYLOAD_BYTES {
+            return Err(ServiceError::InvalidInput(format!(
+                "an event payload is at most {MAX_PAYLOAD_BYTES} bytes"
+            )));
+        }
+        let subscribed: Vec<WorkflowVersion> = self
+            .store
+            .list_workflows(project)
+            .await?
+            .into_iter()
+            .filter(|w| w.trigger_kind == "event" && w.event.as_deref() == Some(name))
+            .collect();
+        if subscribed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let credentials = self.store.list_credentials(project, user).await?;
+        let trigger = trigger_document("event", json!({ "name": name, "payload": payload }));
+        let mut executions = Vec::new();
+        for workflow in &subscribed {
+            if let Some(execution) = self
+                .execution_for(project, user, workflow, &credentials, &trigger)
+                .await?
+            {
+                executions.push(execution);
+            }
+        }
+        self.store.enqueue_executions(&executions).await?;
+        Ok(executions)
+    }
+
+    /// The execution a trigger makes for `workflow`, if the user has it enabled.
+    async fn execution_for(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        workflow: &WorkflowVersion,
+        credentials: &[CredentialWithConfigurations],
+        trigger: &Value,
+    ) -> ServiceResult<Option<Execution>> {
+        let Some(configured) = self
+            .integrations
+            .find(project, &workflow.integration)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let enabled = credentials.iter().find_map(|c| {
+            if c.credential.integration_id != configured.integration.id {
+                return None;
+            }
+            let config = c.configurations.iter().find(|cf| cf.is_default)?;
+            let entry = config.workflow_settings.get(&workflow.workflow_id)?;
+            (entry.get("enabled") == Some(&Value::Bool(true))).then(|| (c, entry.clone()))
+        });
+        let Some((credential, entry)) = enabled else {
+            return Ok(None);
+        };
+        let now = now_millis();
+        let invalid = credential.credential.status == CredentialStatus::Invalid;
+        Ok(Some(Execution {
+            id: Uuid::now_v7(),
+            project_id: project,
+            user_id: user.clone(),
+            workflow_id: workflow.workflow_id.clone(),
+            workflow_version: workflow.version,
+            integration: workflow.integration.clone(),
+            credential_id: Some(credential.credential.id),
+            status: if invalid {
+                ExecutionStatus::Failed
+            } else {
+                ExecutionStatus::Queued
+            },
+            trigger: trigger.clone(),
+            settings: entry
+                .get("settings")
+                .cloned()
+                .unwrap_or(Value::Object(Map::new())),
+            output: None,
+            error: invalid.then(|| {
+                format!(
+                    "credential_invalid: the connection to {} must be reconnected",
+                    workflow.integration
+                )
+            }),
+            response: None,
+            runs: 0,
+            next_run_at: now,
+            created_at: now,
+            started_at: None,
+            finished_at: invalid.then_some(now),
+        }))
+    }
+
+    /// The task history, newest first.
+    pub async fn executions(
+        &self,
+        project: ProjectId,
+        mut filter: ExecutionFilter,
+    ) -> ServiceResult<Vec<Execution>> {
+        filter.limit = filter.limit.clamp(1, MAX_PAGE);
+        Ok(self.store.list_executions(project, &filter).await?)
+    }
+
+    /// One execution with its steps' records, in the order they ran.
+    pub async fn execution(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+    ) -> ServiceResult<(Execution, Vec<(String, Value, i64)>)> {
+        let execution = self
+            .store
+            .get_execution(project, id)
+            .await?
+            .ok_or(ServiceError::ExecutionNotFound)?;
+        let steps = self.store.list_steps(id).await?;
+        Ok((execution, steps))
+    }
+}

@@ -1,0 +1,284 @@
+//! The worker: claims due executions from the store under a lease, runs them with the
+//! engine's interpreter (heartbeating while they run), and records how each run ended.
+//! Nothing is held open across an outbound call: a claim and a release are one statement
+//! each, and every step's result is saved as it completes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+use plugboard_core::{Execution, ExecutionStatus, ExecutionUpdate, ProjectId, now_millis};
+use plugboard_engine::{ExecutionInput, Interpreter, RunOutcome, WorkflowDefinition};
+use plugboard_store::Store;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::effects::{StoreJournal, WorkerEffects};
+use crate::connect::ConnectService;
+use crate::error::{ServiceError, ServiceResult};
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// How long a claim lasts without a heartbeat; a crashed worker's executions are
+    /// taken over after this.
+    pub lease: Duration,
+    /// Executions claimed at once.
+    pub batch: u32,
+    /// Executions of one user running at once, across all workers.
+    pub per_user_limit: u32,
+    /// How often an idle worker looks for work.
+    pub poll: Duration,
+    /// Whether `http` steps may call private and loopback addresses.
+    pub allow_private_addresses: bool,
+    /// Time allowed for each `http` step request.
+    pub http_timeout: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(30),
+            batch: 32,
+            per_user_limit: 4,
+            poll: Duration::from_millis(200),
+            allow_private_addresses: false,
+            http_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+type InterpreterKey = (ProjectId, String, i64);
+
+pub struct Worker {
+    store: Arc<dyn Store>,
+    connect: Arc<ConnectService>,
+    settings: WorkerSettings,
+    holder: String,
+    http: reqwest::Client,
+    /// Workflow versions never change, so their compiled form is kept.
+    interpreters: Cache<InterpreterKey, Arc<Interpreter>>,
+}
+
+impl Worker {
+    pub fn new(
+        store: Arc<dyn Store>,
+        connect: Arc<ConnectService>,
+        settings: WorkerSettings,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(settings.http_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("plugboard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a client with these settings builds");
+        Self {
+            store,
+            connect,
+            holder: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+            http,
+            interpreters: Cache::new(1_000),
+            settings,
+        }
+    }
+
+    /// Claims one batch of due executions and runs them to their next stop; returns how
+    /// many it ran.
+    pub async fn run_due(&self) -> ServiceResult<usize> {
+        let now = now_millis();
+        let claimed = self
+            .store
+            .claim_executions(
+                &self.holder,
+                now,
+                now + self.settings.lease.as_millis() as i64,
+                self.settings.batch,
+                self.settings.per_user_limit,
+            )
+            .await?;
+        let count = claimed.len();
+        futures::future::join_all(claimed.into_iter().map(|e| self.execute(e))).await;
+        Ok(count)
+    }
+
+    /// Runs due work until none is left (delays and backoffs not yet due stay). Tests
+    /// use it instead of sleeping.
+    pub async fn drain(&self) -> ServiceResult<usize> {
+        let mut total = 0;
+        loop {
+            let ran = self.run_due().await?;
+            if ran == 0 {
+                return Ok(total);
+            }
+            total += ran;
+        }
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub fn spawn(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            while !*shutdown.borrow() {
+                let ran = match self.run_due().await {
+                    Ok(ran) => ran,
+                    Err(e) => {
+                        tracing::error!(error = %e, "worker could not claim executions");
+                        0
+                    }
+                };
+                if ran == 0 {
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.settings.poll) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+            }
+        })
+    }
+
+    async fn execute(&self, execution: Execution) {
+        let heartbeat = self.heartbeat(&execution);
+        let update = match self.run_one(&execution).await {
+            Ok(outcome) => update_for(outcome),
+            Err(e) => {
+                tracing::warn!(execution = %execution.id, error = %e, "run interrupted; will retry");
+                ExecutionUpdate {
+                    status: ExecutionStatus::Queued,
+                    next_run_at: now_millis() + 5_000,
+                    output: None,
+                    error: Some(e.to_string()),
+                    response: None,
+                    finished_at: None,
+                }
+            }
+        };
+        heartbeat.abort();
+        match self
+            .store
+            .release_execution(execution.id, &self.holder, &update)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(execution = %execution.id, "lease lost before the run was recorded")
+            }
+            Err(e) => tracing::error!(execution = %execution.id, error = %e, "cannot record run"),
+        }
+    }
+
+    fn heartbeat(&self, execution: &Execution) -> JoinHandle<()> {
+        let store = self.store.clone();
+        let holder = self.holder.clone();
+        let lease = self.settings.lease;
+        let id = execution.id;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let until = now_millis() + lease.as_millis() as i64;
+                if !matches!(
+                    store.extend_execution_lease(id, &holder, until).await,
+                    Ok(true)
+                ) {
+                    return;
+                }
+            }
+        })
+    }
+
+    async fn run_one(&self, execution: &Execution) -> ServiceResult<RunOutcome> {
+        let project = execution.project_id;
+        let Some(user) = self.store.get_user(project, &execution.user_id).await? else {
+            return Ok(stopped("the user no longer exists"));
+        };
+        if user.suspended {
+            return Ok(stopped("user_suspended: the user is suspended"));
+        }
+        let interpreter = self.interpreter(execution).await?;
+        let input = ExecutionInput {
+            execution_id: execution.id.to_string(),
+            user: json!({ "id": user.user_id.as_str(), "meta": user.meta.as_map() }),
+            trigger: execution.trigger.clone(),
+            settings: execution.settings.clone(),
+            env: json!({}),
+        };
+        let journal = StoreJournal {
+            store: self.store.clone(),
+            execution: execution.id,
+        };
+        let effects = WorkerEffects {
+            http: self.http.clone(),
+            connect: self.connect.clone(),
+            project,
+            user: execution.user_id.clone(),
+            integration: execution.integration.clone(),
+            credential: execution.credential_id,
+            allow_private: self.settings.allow_private_addresses,
+        };
+        interpreter
+            .run(&input, &journal, &effects)
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    async fn interpreter(&self, execution: &Execution) -> ServiceResult<Arc<Interpreter>> {
+        let key = (
+            execution.project_id,
+            execution.workflow_id.clone(),
+            execution.workflow_version,
+        );
+        if let Some(hit) = self.interpreters.get(&key) {
+            return Ok(hit);
+        }
+        let version = self
+            .store
+            .get_workflow(key.0, &key.1, Some(key.2))
+            .await?
+            .ok_or_else(|| ServiceError::WorkflowNotFound(key.1.clone()))?;
+        let definition: WorkflowDefinition = serde_json::from_value(version.definition)
+            .map_err(|e| ServiceError::Internal(format!("stored workflow: {e}")))?;
+        let interpreter = Arc::new(Interpreter::new(Arc::new(definition)));
+        self.interpreters.insert(key, interpreter.clone());
+        Ok(interpreter)
+    }
+}
+
+/// An execution that must not run (its user is gone or suspended).
+fn stopped(reason: &str) -> RunOutcome {
+    RunOutcome::Failed {
+        step: String::new(),
+        error: reason.to_owned(),
+    }
+}
+
+fn update_for(outcome: RunOutcome) -> ExecutionUpdate {
+    let now = now_millis();
+    match outcome {
+        RunOutcome::Completed { output, response } => ExecutionUpdate {
+            status: ExecutionStatus::Succeeded,
+            next_run_at: now,
+            output: Some(output),
+            error: None,
+            response: response.map(|(status, body)| json!({ "status": status, "body": body })),
+            finished_at: Some(now),
+        },
+        RunOutcome::Failed { step, error } => ExecutionUpdate {
+            status: ExecutionStatus::Failed,
+            next_run_at: now,
+            output: None,
+            error: Some(if step.is_empty() {
+                error
+            } else {
+                format!("step `{step}`: {error}")
+            }),
+            response: None,
+            finished_at: Some(now),
+        },
+        RunOutcome::Suspended { resume_at } => ExecutionUpdate {
+            status: ExecutionStatus::Delayed,
+            next_run_at: resume_at,
+            output: None::<Value>,
+            error: None,
+            response: None,
+            finished_at: None,
+        },
+    }
+}
