@@ -284,14 +284,14 @@ async fn account(
             .and_then(|id| mine.iter().find(|c| c.credential.id == id))
             .or(mine.first())
             .ok_or_else(|| ServiceError::NotConnected(integration.to_owned()))?;
-        let mut body = sdk_integration(&configured);
+        let mut body = sdk_integration(&configured, &[]);
         add_credential(&mut body, &auth.user, chosen);
         return Ok(body);
     };
     let full = connect
         .credential(auth.project, &auth.user.user_id, usable.credential.id)
         .await?;
-    let mut body = sdk_integration(&usable.integration);
+    let mut body = sdk_integration(&usable.integration, &[]);
     add_credential(&mut body, &auth.user, &full);
     if let Value::Object(map) = &mut body {
         map.insert("accountAuth".into(), account_auth(&usable.secrets));

@@ -119,5 +119,11 @@ pub async fn list_integrations(
     auth: SdkUser,
 ) -> ApiResult<Json<Vec<serde_json::Value>>> {
     let configured = state.services.integrations.list(auth.project).await?;
-    Ok(Json(configured.iter().map(sdk_integration).collect()))
+    let workflows = state.services.workflows.list(auth.project).await?;
+    Ok(Json(
+        configured
+            .iter()
+            .map(|c| sdk_integration(c, &workflows))
+            .collect(),
+    ))
 }

@@ -70,10 +70,18 @@ pub fn timestamp(ms: i64) -> String {
     plugboard_core::millis_to_datetime(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// One entry of `GET /sdk/integrations` (§D.2).
-pub fn sdk_integration(configured: &ConfiguredIntegration) -> Value {
+/// One entry of `GET /sdk/integrations` (§D.2), with the project's workflows of this
+/// integration (`workflows[]` and `configs[0].values.workflowMeta`).
+pub fn sdk_integration(
+    configured: &ConfiguredIntegration,
+    all_workflows: &[plugboard_core::WorkflowVersion],
+) -> Value {
     let i = &configured.integration;
     let spec = &configured.spec;
+    let workflows: Vec<&plugboard_core::WorkflowVersion> = all_workflows
+        .iter()
+        .filter(|w| w.integration == i.key.as_str())
+        .collect();
     // The SDK keys custom integrations by `customIntegration.slug` (§D.2).
     let custom = i.key.is_custom().then(|| {
         json!({
@@ -107,11 +115,38 @@ pub fn sdk_integration(configured: &ConfiguredIntegration) -> Value {
             "values": {
                 "description": "", "overview": "", "accentColor": spec.brand_color,
                 "sharedMeta": { "inputs": [] },
-                "workflowMeta": {}
+                "workflowMeta": workflow_meta(&workflows)
             }
         }],
-        "workflows": []
+        "workflows": workflows.iter().map(|w| json!({
+            "id": w.workflow_id,
+            "description": w.definition["name"],
+            "integrationId": i.id,
+        })).collect::<Vec<_>>()
     })
+}
+
+/// `workflowMeta`: per workflow, the settings a user fills in (§B.5 needs an entry for
+/// every workflow the SDK may enable).
+fn workflow_meta(workflows: &[&plugboard_core::WorkflowVersion]) -> Map<String, Value> {
+    workflows
+        .iter()
+        .map(|w| {
+            let inputs: Vec<Value> = w.definition["settings"]
+                .as_array()
+                .map(|settings| {
+                    settings
+                        .iter()
+                        .map(|s| json!({ "id": s["key"], "title": s["label"], "required": s["required"] }))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                w.workflow_id.clone(),
+                json!({ "id": w.workflow_id, "inputs": inputs, "defaultEnabled": false, "hidden": false }),
+            )
+        })
+        .collect()
 }
 
 /// A credential in the SDK's shape (§D.3).

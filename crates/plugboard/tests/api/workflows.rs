@@ -148,6 +148,10 @@ backend_tests! {
         deployed.assert_status(200);
         assert_eq!(deployed.body["version"], 1);
         let token = p.token("john");
+        // The SDK sees it (§D.2): `workflows[]` and `workflowMeta`.
+        let listed = app.get_integrations(&p, &token).await;
+        assert_eq!(listed.body[0]["workflows"][0]["id"], "sync-contacts");
+        assert_eq!(listed.body[0]["configs"][0]["values"]["workflowMeta"]["sync-contacts"]["id"], "sync-contacts");
 
         // Not enabled yet: the event starts nothing.
         assert_eq!(event(&app, &p, "john", "contact.created", json!({})).await.body["executions"], json!([]));
