@@ -443,7 +443,7 @@ async fn disconnect(
 ) -> ApiResult<Json<Value>> {
     let removed = state
         .services
-        .connect
+        .workflows
         .disconnect(
             auth.project,
             &auth.user.user_id,

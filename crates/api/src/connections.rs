@@ -172,7 +172,7 @@ pub async fn disconnect(
     state.services.users.get(auth.project, &user).await?;
     let disconnected = state
         .services
-        .connect
+        .workflows
         .disconnect(auth.project, &user, &path.integration, query.credential_id)
         .await?;
     Ok(Json(DisconnectView { disconnected }))

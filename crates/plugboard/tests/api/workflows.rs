@@ -272,4 +272,23 @@ backend_tests! {
         assert!(detail.body["error"].as_str().unwrap().starts_with("credential_invalid"), "{}", detail.text);
         assert!(saas.seen.lock().unwrap().is_empty());
     }
+
+    async fn disconnecting_cancels_pending_runs(backend) {
+        let Setup { app, p, saas, saas_base, .. } = setup(backend).await;
+        deploy(&app, &p, "sync-contacts", &sync_workflow(&saas_base)).await.assert_status(200);
+        let token = p.token("john");
+        app.send(Method::POST, &format!("/projects/{}/sdk/workflows/sync-contacts", p.id), Some(&token), None)
+            .await
+            .assert_status(200);
+        let started = event(&app, &p, "john", "contact.created", json!({})).await;
+        let id = started.body["executions"][0].as_str().unwrap().to_owned();
+        let integration_id = app.get_integrations(&p, &token).await.body[0]["id"].as_str().unwrap().to_owned();
+        app.send(Method::DELETE, &format!("/projects/{}/sdk/integrations/{integration_id}", p.id), Some(&token), None)
+            .await
+            .assert_status(200);
+        app.server.services.worker.drain().await.unwrap();
+        let detail = app.send(Method::GET, &format!("/api/v1/projects/{}/executions/{id}", p.id), Some(&p.secret_key), None).await;
+        assert_eq!(detail.body["status"], "CANCELLED", "{}", detail.text);
+        assert!(saas.seen.lock().unwrap().is_empty());
+    }
 }

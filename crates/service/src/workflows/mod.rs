@@ -293,6 +293,49 @@ impl WorkflowsService {
         }))
     }
 
+    /// Disconnects the user from an integration (see [`ConnectService::disconnect`]) and
+    /// cancels the user's pending runs of that integration's workflows.
+    pub async fn disconnect(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        integration: &str,
+        selected: Option<Uuid>,
+    ) -> ServiceResult<usize> {
+        let removed = self
+            .connect
+            .disconnect(project, user, integration, selected)
+            .await?;
+        let key = match self.integrations.find(project, integration).await? {
+            Some(found) => found.integration.key.to_string(),
+            None => match Uuid::try_parse(integration) {
+                Ok(id) => self
+                    .integrations
+                    .find_by_id(project, id)
+                    .await?
+                    .map(|c| c.integration.key.to_string())
+                    .unwrap_or_default(),
+                Err(_) => String::new(),
+            },
+        };
+        let workflow_ids: Vec<String> = self
+            .store
+            .list_workflows(project)
+            .await?
+            .into_iter()
+            .filter(|w| w.integration == key)
+            .map(|w| w.workflow_id)
+            .collect();
+        let cancelled = self
+            .store
+            .cancel_executions(project, user, &workflow_ids, now_millis())
+            .await?;
+        if cancelled > 0 {
+            tracing::info!(%integration, cancelled, "pending runs cancelled by disconnect");
+        }
+        Ok(removed)
+    }
+
     /// The task history, newest first.
     pub async fn executions(
         &self,
