@@ -83,6 +83,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::IntegrationNotFound(_) => (S::NOT_FOUND, "integration_not_found"),
             ServiceError::WorkflowNotFound(_) => (S::NOT_FOUND, "workflow_not_found"),
             ServiceError::ExecutionNotFound => (S::NOT_FOUND, "execution_not_found"),
+            ServiceError::WorkflowNotEnabled(_) => (S::CONFLICT, "workflow_not_enabled"),
             ServiceError::IntegrationInactive(_) => (S::CONFLICT, "integration_inactive"),
             ServiceError::WrongAuthKind(_) => (S::BAD_REQUEST, "wrong_auth_kind"),
             ServiceError::CredentialNotFound => (S::NOT_FOUND, "credential_not_found"),

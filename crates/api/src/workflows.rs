@@ -30,6 +30,10 @@ pub fn sdk_router() -> Router<AppState> {
         )
         .route("/projects/{projectId}/sdk/events/trigger", post(sdk_event))
         .route(
+            "/projects/{projectId}/sdk/triggers/{workflowId}",
+            post(sdk_request_trigger),
+        )
+        .route(
             "/v2/projects/{projectId}/sdk/events/trigger",
             post(sdk_event),
         )
@@ -321,6 +325,61 @@ pub async fn admin_event(
         StatusCode::ACCEPTED,
         Json(json!({ "executions": ids(&executions) })),
     ))
+}
+
+/// `workflow(...)` (§B.8): runs a request-triggered workflow and answers with its
+/// `respond` step's status and body if it finishes in time, else 202 with the execution.
+async fn sdk_request_trigger(
+    State(state): State<AppState>,
+    auth: SdkUser,
+    headers: HeaderMap,
+    Path((_, workflow)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    // The SDK JSON-encodes whatever it is given, so the body is JSON or empty.
+    let body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_json",
+                format!("request body is not valid JSON: {e}"),
+            )
+        })?
+    };
+    let query: serde_json::Map<String, Value> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect();
+    let forwarded: serde_json::Map<String, Value> = headers
+        .iter()
+        .filter(|(name, _)| {
+            name.as_str().starts_with("x-") && !name.as_str().starts_with("x-paragon-")
+        })
+        .filter_map(|(name, value)| {
+            Some((
+                name.to_string(),
+                Value::String(value.to_str().ok()?.to_owned()),
+            ))
+        })
+        .collect();
+    let request = json!({ "body": body, "query": query, "headers": forwarded });
+    let (execution, answer) = state
+        .services
+        .workflows
+        .trigger_request(auth.project, &auth.user.user_id, &workflow, request)
+        .await?;
+    Ok(match answer {
+        Some((status, body)) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            Json(body),
+        ),
+        None => (
+            StatusCode::ACCEPTED,
+            Json(json!({ "executionId": execution.id, "status": execution.status.as_str() })),
+        ),
+    })
 }
 
 fn ids(executions: &[Execution]) -> Vec<Uuid> {

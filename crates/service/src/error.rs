@@ -43,6 +43,8 @@ pub enum ServiceError {
     WrongAuthKind(String),
     #[error("no workflow `{0}` in this project")]
     WorkflowNotFound(String),
+    #[error("`{0}` is not enabled for this user")]
+    WorkflowNotEnabled(String),
     #[error("no such execution in this project")]
     ExecutionNotFound,
     #[error("no such credential for this user")]

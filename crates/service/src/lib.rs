@@ -128,15 +128,16 @@ impl Services {
             &master_key,
             settings.connect.clone(),
         ));
-        let workflows = Arc::new(workflows::WorkflowsService::new(
-            store.clone(),
-            integrations.clone(),
-            connect.clone(),
-        ));
         let worker = Arc::new(workflows::worker::Worker::new(
             store.clone(),
             connect.clone(),
             settings.worker.clone(),
+        ));
+        let workflows = Arc::new(workflows::WorkflowsService::new(
+            store.clone(),
+            integrations.clone(),
+            connect.clone(),
+            worker.clone(),
         ));
         Self {
             integrations,

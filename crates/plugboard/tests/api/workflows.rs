@@ -292,3 +292,83 @@ backend_tests! {
         assert!(saas.seen.lock().unwrap().is_empty());
     }
 }
+
+const QUOTE: &str = r#"
+id: quote
+name: Quote
+integration: custom.crm
+trigger: { type: request, timeout_ms: 10000 }
+steps:
+  - { id: me, type: integration_request, path: /me }
+  - id: answer
+    type: respond
+    status: 201
+    body: { account: "{{ steps.me.output.body.id }}", asked: "{{ trigger.body.q }}", page: "{{ trigger.query.page }}" }
+"#;
+
+#[tokio::test]
+async fn a_request_trigger_answers_with_its_respond_step() {
+    let mut config = test_config();
+    config.workflows.worker = true;
+    let app = TestApp::spawn_with(Backend::Sqlite, config).await;
+    let p = app.create_project().await;
+    let provider = FakeProvider::start().await;
+    provider
+        .configure(&app, &p, "crm", provider.oauth_definition())
+        .await;
+    app.connect_oauth(&p, "john", "custom.crm", "s1", json!({}), "John")
+        .await;
+    let token = p.token("john");
+    deploy(&app, &p, "quote", QUOTE).await.assert_status(200);
+    let trigger = |path: &str| {
+        app.client
+            .post(app.url(&format!("/projects/{}/sdk/triggers/{path}", p.id)))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(r#"{"q":"price"}"#)
+    };
+    answer(trigger("quote?page=2"))
+        .await
+        .assert_error(409, "workflow_not_enabled");
+    app.send(
+        Method::POST,
+        &format!("/projects/{}/sdk/workflows/quote", p.id),
+        Some(&token),
+        None,
+    )
+    .await
+    .assert_status(200);
+    let answered = answer(trigger("quote?page=2")).await;
+    answered.assert_status(201);
+    assert!(
+        answered.body["account"]
+            .as_str()
+            .unwrap()
+            .starts_with("acct_"),
+        "{}",
+        answered.text
+    );
+    assert_eq!(answered.body["asked"], "price");
+    assert_eq!(answered.body["page"], "2");
+
+    // A workflow that cannot answer in time: 202 with the execution to follow.
+    let slow = QUOTE
+        .replace("id: quote", "id: slow")
+        .replace("timeout_ms: 10000", "timeout_ms: 300")
+        .replace(
+            "  - { id: me,",
+            "  - { id: wait, type: delay, seconds: 60 }\n  - { id: me,",
+        );
+    deploy(&app, &p, "slow", &slow).await.assert_status(200);
+    app.send(
+        Method::POST,
+        &format!("/projects/{}/sdk/workflows/slow", p.id),
+        Some(&token),
+        None,
+    )
+    .await
+    .assert_status(200);
+    let pending = answer(trigger("slow?")).await;
+    pending.assert_status(202);
+    assert!(pending.body["executionId"].is_string());
+}

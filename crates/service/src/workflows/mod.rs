@@ -30,6 +30,26 @@ pub struct WorkflowsService {
     store: Arc<dyn Store>,
     integrations: Arc<IntegrationsService>,
     connect: Arc<ConnectService>,
+    worker: Arc<worker::Worker>,
+}
+
+/// The answer of a finished request-triggered execution: its `respond` step's, else
+/// its output (or its error) as JSON.
+fn answer_of(execution: &Execution) -> Option<(u16, Value)> {
+    match execution.status {
+        ExecutionStatus::Succeeded => Some(match &execution.response {
+            Some(response) => (
+                response["status"].as_u64().unwrap_or(200) as u16,
+                response["body"].clone(),
+            ),
+            None => (200, execution.output.clone().unwrap_or(Value::Null)),
+        }),
+        ExecutionStatus::Failed | ExecutionStatus::Cancelled => Some((
+            500,
+            json!({ "code": "workflow_failed", "message": execution.error, "executionId": execution.id }),
+        )),
+        _ => None,
+    }
 }
 
 /// What started an execution, as stored with it.
@@ -46,11 +66,13 @@ impl WorkflowsService {
         store: Arc<dyn Store>,
         integrations: Arc<IntegrationsService>,
         connect: Arc<ConnectService>,
+        worker: Arc<worker::Worker>,
     ) -> Self {
         Self {
             store,
             integrations,
             connect,
+            worker,
         }
     }
 
@@ -227,7 +249,51 @@ impl WorkflowsService {
             }
         }
         self.store.enqueue_executions(&executions).await?;
+        self.worker.wake();
         Ok(executions)
+    }
+
+    /// A request trigger (`POST /sdk/triggers/{workflowId}`): runs the workflow for the
+    /// user and waits up to its timeout for the answer of its `respond` step. Returns the
+    /// execution and, when it finished in time, `(status, body)`.
+    pub async fn trigger_request(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        workflow_id: &str,
+        request: Value,
+    ) -> ServiceResult<(Execution, Option<(u16, Value)>)> {
+        let workflow = self.workflow(project, workflow_id).await?;
+        let definition: WorkflowDefinition = serde_json::from_value(workflow.definition.clone())
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let Trigger::Request { timeout_ms } = definition.trigger else {
+            return Err(ServiceError::InvalidInput(format!(
+                "`{workflow_id}` is not started by requests"
+            )));
+        };
+        let credentials = self.store.list_credentials(project, user).await?;
+        let trigger = trigger_document("request", request);
+        let execution = self
+            .execution_for(project, user, &workflow, &credentials, &trigger)
+            .await?
+            .ok_or_else(|| ServiceError::WorkflowNotEnabled(workflow_id.to_owned()))?;
+        self.store
+            .enqueue_executions(std::slice::from_ref(&execution))
+            .await?;
+        self.worker.wake();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+        loop {
+            let current = self
+                .store
+                .get_execution(project, execution.id)
+                .await?
+                .ok_or(ServiceError::ExecutionNotFound)?;
+            if current.status.is_final() || tokio::time::Instant::now() >= deadline {
+                let answer = answer_of(&current);
+                return Ok((current, answer));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// The execution a trigger makes for `workflow`, if the user has it enabled.

@@ -58,6 +58,8 @@ pub struct Worker {
     http: reqwest::Client,
     /// Workflow versions never change, so their compiled form is kept.
     interpreters: Cache<InterpreterKey, Arc<Interpreter>>,
+    /// Rung when this node enqueued work, so its worker need not wait for the next poll.
+    wake: tokio::sync::Notify,
 }
 
 impl Worker {
@@ -78,6 +80,7 @@ impl Worker {
             holder: format!("worker-{}", uuid::Uuid::new_v4().simple()),
             http,
             interpreters: Cache::new(1_000),
+            wake: tokio::sync::Notify::new(),
             settings,
         }
     }
@@ -114,6 +117,11 @@ impl Worker {
         }
     }
 
+    /// Tells the running loop that work was just enqueued.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Runs until `shutdown` turns true.
     pub fn spawn(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
         tokio::spawn(async move {
@@ -128,6 +136,7 @@ impl Worker {
                 if ran == 0 {
                     tokio::select! {
                         _ = tokio::time::sleep(self.settings.poll) => {}
+                        _ = self.wake.notified() => {}
                         _ = shutdown.changed() => {}
                     }
                 }
