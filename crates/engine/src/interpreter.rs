@@ -140,6 +140,8 @@ pub struct ExecutionInput {
 pub struct Interpreter {
     definition: Arc<WorkflowDefinition>,
     templates: Templates,
+    /// Every jq program of the workflow, compiled once.
+    programs: std::collections::HashMap<String, Transform>,
 }
 
 /// How a sequence of steps ended.
@@ -170,9 +172,19 @@ impl Scope {
 
 impl Interpreter {
     pub fn new(definition: Arc<WorkflowDefinition>) -> Self {
+        let mut programs = std::collections::HashMap::new();
+        collect_programs(&definition.steps, &mut programs);
         Self {
             definition,
             templates: Templates::new(),
+            programs,
+        }
+    }
+
+    fn jq(&self, source: &str, input: &Value) -> Result<Value, String> {
+        match self.programs.get(source) {
+            Some(program) => program.run(input),
+            None => Transform::compile(source)?.run(input),
         }
     }
 
@@ -323,8 +335,9 @@ impl Run<'_> {
                 .truthy(condition, context)
                 .map(|yes| json!({ "branch": if yes { "then" } else { "else" } }))
                 .map_err(EffectError::Permanent),
-            Action::Map { items, .. } => Transform::compile(items)
-                .and_then(|t| t.run(context))
+            Action::Map { items, .. } => self
+                .interpreter
+                .jq(items, context)
                 .map_err(EffectError::Permanent)
                 .and_then(|items| match items {
                     Value::Array(_) => Ok(items),
@@ -333,8 +346,9 @@ impl Run<'_> {
                         "`items` must give an array, not {other}"
                     ))),
                 }),
-            Action::Transform { jq } => Transform::compile(jq)
-                .and_then(|t| t.run(context))
+            Action::Transform { jq } => self
+                .interpreter
+                .jq(jq, context)
                 .map_err(EffectError::Permanent),
             Action::Delay { seconds } => {
                 let until = self.effects.now_ms() + (*seconds as i64) * 1000;
@@ -495,6 +509,31 @@ impl Run<'_> {
         match resume_at {
             Some(at) => Ok(Flow::Stop(RunOutcome::Suspended { resume_at: at })),
             None => Ok(Flow::Done(Value::Array(outputs))),
+        }
+    }
+}
+
+fn collect_programs(steps: &[Step], out: &mut std::collections::HashMap<String, Transform>) {
+    for step in steps {
+        match &step.action {
+            Action::Transform { jq } => {
+                if let Ok(program) = Transform::compile(jq) {
+                    out.insert(jq.clone(), program);
+                }
+            }
+            Action::Map { items, steps, .. } => {
+                if let Ok(program) = Transform::compile(items) {
+                    out.insert(items.clone(), program);
+                }
+                collect_programs(steps, out);
+            }
+            Action::Condition {
+                then, otherwise, ..
+            } => {
+                collect_programs(then, out);
+                collect_programs(otherwise, out);
+            }
+            _ => {}
         }
     }
 }

@@ -2,8 +2,9 @@
 //! and loopback addresses unless allowed) and the user's integration through the same
 //! refresh gate as the proxy. Also the step journal over the store.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,23 +21,40 @@ use uuid::Uuid;
 use crate::connect::{ConnectService, ProxyRequest, UpstreamError};
 use crate::error::ServiceError;
 
-/// A journal of one execution, kept in the store.
+/// A journal of one execution, kept in the store. The records are read once, when a run
+/// starts (one query instead of one per step); every save goes to the store before the
+/// run continues.
 pub struct StoreJournal {
-    pub store: Arc<dyn Store>,
-    pub execution: Uuid,
+    store: Arc<dyn Store>,
+    execution: Uuid,
+    known: Mutex<HashMap<String, StepRecord>>,
+}
+
+impl StoreJournal {
+    pub async fn open(store: Arc<dyn Store>, execution: Uuid) -> Result<Self, ServiceError> {
+        let mut known = HashMap::new();
+        for (key, record, _) in store.list_steps(execution).await? {
+            let record = serde_json::from_value(record)
+                .map_err(|e| ServiceError::Internal(format!("step `{key}`: {e}")))?;
+            known.insert(key, record);
+        }
+        Ok(Self {
+            store,
+            execution,
+            known: Mutex::new(known),
+        })
+    }
 }
 
 #[async_trait]
 impl Journal for StoreJournal {
     async fn load(&self, step_key: &str) -> Result<Option<StepRecord>, JournalError> {
-        let raw = self
-            .store
-            .load_step(self.execution, step_key)
-            .await
-            .map_err(|e| JournalError(e.to_string()))?;
-        raw.map(serde_json::from_value)
-            .transpose()
-            .map_err(|e| JournalError(e.to_string()))
+        Ok(self
+            .known
+            .lock()
+            .map_err(|_| JournalError("poisoned".into()))?
+            .get(step_key)
+            .cloned())
     }
 
     async fn save(&self, step_key: &str, record: &StepRecord) -> Result<(), JournalError> {
@@ -44,7 +62,12 @@ impl Journal for StoreJournal {
         self.store
             .save_step(self.execution, step_key, &value, now_millis())
             .await
-            .map_err(|e| JournalError(e.to_string()))
+            .map_err(|e| JournalError(e.to_string()))?;
+        self.known
+            .lock()
+            .map_err(|_| JournalError("poisoned".into()))?
+            .insert(step_key.to_owned(), record.clone());
+        Ok(())
     }
 }
 

@@ -209,10 +209,7 @@ impl Worker {
             settings: execution.settings.clone(),
             env: json!({}),
         };
-        let journal = StoreJournal {
-            store: self.store.clone(),
-            execution: execution.id,
-        };
+        let journal = StoreJournal::open(self.store.clone(), execution.id).await?;
         let effects = WorkerEffects {
             http: self.http.clone(),
             connect: self.connect.clone(),
