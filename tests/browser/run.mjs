@@ -62,16 +62,20 @@ async function launch() {
 }
 
 // A test hook in the page, not in the SDK: while `__pbHoldPolls` is set, the SDK's polls of
-// the OAuth session are answered "pending" in the page, so only the callback page's
-// postMessage can finish an install. (Playwright routing is not used: it would answer every
-// CORS preflight itself and hide the server's CORS.)
+// an OAuth session are answered "pending" in the page (for as long as that session is
+// polled), so only the callback page's postMessage can finish an install. (Playwright
+// routing is not used: it would answer every CORS preflight itself and hide the server's
+// CORS.)
 function holdPollsHook() {
   const realFetch = window.fetch.bind(window);
+  const held = new Set();
   window.__pbHeldPolls = 0;
   window.fetch = (input, init = {}) => {
     const url = String(input && input.url ? input.url : input);
     const method = (init.method || "GET").toUpperCase();
-    if (window.__pbHoldPolls && method === "GET" && url.includes("/sdk/actions/session-id/")) {
+    const sid = method === "GET" && (url.match(/\/sdk\/actions\/session-id\/([^/?]+)/) || [])[1];
+    if (sid && window.__pbHoldPolls) held.add(sid);
+    if (sid && held.has(sid)) {
       window.__pbHeldPolls += 1;
       const headers = { "content-type": "application/json" };
       return Promise.resolve(new Response("{}", { status: 200, headers }));
@@ -187,19 +191,32 @@ async function install(session, { integration, options = {}, completion = "any",
     },
     { integration, options, hold: completion === "postMessage" },
   );
+  // Pages the popup went through, with their status, recorded from before it opens.
+  const popupPages = [];
+  const onNavigation = async (response) => {
+    const request = response.request();
+    if (request.isNavigationRequest() && !inPage(request, page)) {
+      popupPages.push(`${response.status()} ${request.method()} ${request.url().split("?")[0]}`);
+    }
+  };
+  context.on("response", onNavigation);
+  // Polling ends with a DELETE of the session, also when the message won the race.
+  const pollingDone = page.waitForResponse(
+    (r) => r.request().method() === "DELETE" && r.url().includes("/sdk/actions/session-id/"),
+    { timeout: 20_000 },
+  ).then(() => true, () => false);
   const popupOpened = page.waitForEvent("popup", { timeout: 10_000 });
   await page.click("#install");
   const popup = await popupOpened.catch(() => null);
-  const popupPages = [];
   let popupClosed = false;
   if (popup) {
     const closed = popup.waitForEvent("close", { timeout: 20_000 }).then(() => true, () => false);
-    popup.on("framenavigated", (frame) => frame === popup.mainFrame() && popupPages.push(frame.url()));
     await popup.waitForSelector('button[value="allow"]', { timeout: 15_000 });
     await popup.fill('input[name="account_name"]', account);
     await popup.click('button[value="allow"]');
     await page.waitForFunction(() => window.installOutcome, null, { timeout: 25_000 });
     popupClosed = await closed;
+    if (completion !== "postMessage" && !(await pollingDone)) throw new Error("polling did not finish");
   } else {
     await page.waitForFunction(() => window.installOutcome, null, { timeout: 5_000 });
   }
@@ -208,13 +225,31 @@ async function install(session, { integration, options = {}, completion = "any",
     window.render("after installIntegration");
     return { ...window.installOutcome, heldPolls: window.__pbHeldPolls };
   });
+  context.off("response", onNavigation);
   if (dropOpener) await dropOpener.dispose();
-  return { ...outcome, popupOpened: !!popup, popupClosed, popupPages: popupPages.map((u) => u.split("?")[0]) };
+  return { ...outcome, popupOpened: !!popup, popupClosed, popupPages };
 }
 
-/** installIntegration called with no user gesture: the popup blocker must stop it. */
+/** Whether a request comes from `page` (a popup's first request has no frame yet). */
+function inPage(request, page) {
+  try {
+    return request.frame().page() === page;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * installIntegration called with no user gesture: the popup blocker must stop it.
+ * Playwright evaluates as if the user had just clicked, so the activation is spent first
+ * on a throwaway popup.
+ */
 async function installWithoutGesture(session, { integration }) {
-  return session.page.evaluate(async (integration) => {
+  // The SDK asks for the provider URL while it opens the popup: wait for that answer too.
+  const built = session.page.waitForResponse((r) => r.url().includes("/build-oauth"), { timeout: 5_000 });
+  const outcome = await session.page.evaluate(async (integration) => {
+    const spent = window.open("about:blank");
+    if (spent) spent.close();
     try {
       await window.paragon.installIntegration(integration, {});
       return { ok: true, value: null };
@@ -222,6 +257,8 @@ async function installWithoutGesture(session, { integration }) {
       return { ok: false, error: String((error && error.message) || error), name: error && error.name };
     }
   }, integration);
+  await built.catch(() => null);
+  return outcome;
 }
 
 async function screenshot(session, { name, status }) {
@@ -261,6 +298,7 @@ async function main() {
     if (!line.trim()) continue;
     const command = JSON.parse(line);
     let answer;
+    const started = Date.now();
     try {
       const run = ops[command.op];
       if (!run) throw new Error(`unknown op ${command.op}`);
@@ -268,7 +306,8 @@ async function main() {
     } catch (error) {
       answer = { ok: false, error: `runner: ${error.message}` };
     }
-    console.log(JSON.stringify({ ...answer, ...(await session.drain()) }));
+    const ms = Date.now() - started;
+    console.log(JSON.stringify({ ...answer, ...(await session.drain()), ms }));
   }
   await browser.close();
   httpServer.close();
