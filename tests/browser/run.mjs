@@ -61,24 +61,29 @@ async function launch() {
   }
 }
 
-// A test hook in the page, not in the SDK: while `__pbHoldPolls` is set, the SDK's polls of
-// an OAuth session are answered "pending" in the page (for as long as that session is
-// polled), so only the callback page's postMessage can finish an install. (Playwright
-// routing is not used: it would answer every CORS preflight itself and hide the server's
-// CORS.)
+// A test hook in the page, not in the SDK: the OAuth sessions started while `__pbHoldPolls`
+// is set (named in the SDK's build-oauth call) have every poll answered "pending" in the
+// page, so only the callback page's postMessage can finish those installs. Once the install
+// has resolved, `__pbReleaseHeld(credentialId)` lets the SDK's poll loop end as it would in
+// production. (Playwright routing is not used: it would answer every CORS preflight itself
+// and hide the server's CORS.)
 function holdPollsHook() {
   const realFetch = window.fetch.bind(window);
-  const held = new Set();
+  const held = new Map();
   window.__pbHeldPolls = 0;
+  window.__pbReleaseHeld = (credentialId) => held.forEach((_, sid) => held.set(sid, credentialId));
   window.fetch = (input, init = {}) => {
     const url = String(input && input.url ? input.url : input);
     const method = (init.method || "GET").toUpperCase();
+    if (window.__pbHoldPolls && url.includes("/sdk/actions/build-oauth?")) {
+      held.set(new URL(url).searchParams.get("oauthMetaKeyId"), null);
+    }
     const sid = method === "GET" && (url.match(/\/sdk\/actions\/session-id\/([^/?]+)/) || [])[1];
-    if (sid && window.__pbHoldPolls) held.add(sid);
     if (sid && held.has(sid)) {
       window.__pbHeldPolls += 1;
-      const headers = { "content-type": "application/json" };
-      return Promise.resolve(new Response("{}", { status: 200, headers }));
+      const done = held.get(sid);
+      const body = JSON.stringify(done ? { connectCredentialId: done } : {});
+      return Promise.resolve(new Response(body, { status: 200, headers: { "content-type": "application/json" } }));
     }
     return realFetch(input, init);
   };
@@ -200,9 +205,15 @@ async function install(session, { integration, options = {}, completion = "any",
     }
   };
   context.on("response", onNavigation);
-  // Polling ends with a DELETE of the session, also when the message won the race.
+  // Polling of this install's session (named in its build-oauth call) ends with a DELETE,
+  // also when the message won the race.
+  let sid = null;
+  const onBuild = (request) => {
+    if (request.url().includes("/sdk/actions/build-oauth?")) sid = new URL(request.url()).searchParams.get("oauthMetaKeyId");
+  };
+  page.on("request", onBuild);
   const pollingDone = page.waitForResponse(
-    (r) => r.request().method() === "DELETE" && r.url().includes("/sdk/actions/session-id/"),
+    (r) => sid && r.request().method() === "DELETE" && r.url().endsWith(`/sdk/actions/session-id/${sid}`),
     { timeout: 20_000 },
   ).then(() => true, () => false);
   const popupOpened = page.waitForEvent("popup", { timeout: 10_000 });
@@ -216,7 +227,7 @@ async function install(session, { integration, options = {}, completion = "any",
     await popup.click('button[value="allow"]');
     await page.waitForFunction(() => window.installOutcome, null, { timeout: 25_000 });
     popupClosed = await closed;
-    if (completion !== "postMessage" && !(await pollingDone)) throw new Error("polling did not finish");
+    await endPolling(page, completion, pollingDone);
   } else {
     await page.waitForFunction(() => window.installOutcome, null, { timeout: 5_000 });
   }
@@ -225,9 +236,22 @@ async function install(session, { integration, options = {}, completion = "any",
     window.render("after installIntegration");
     return { ...window.installOutcome, heldPolls: window.__pbHeldPolls };
   });
+  outcome.sid = sid;
   context.off("response", onNavigation);
+  page.off("request", onBuild);
   if (dropOpener) await dropOpener.dispose();
   return { ...outcome, popupOpened: !!popup, popupClosed, popupPages };
+}
+
+/** Waits for the SDK's poll loop to end (its DELETE of the session), so that nothing of
+ * this install spills into the next command; a held loop is released first. */
+async function endPolling(page, completion, pollingDone) {
+  const outcome = await page.evaluate(() => window.installOutcome);
+  if (!outcome.ok) return;
+  if (completion === "postMessage") {
+    await page.evaluate((id) => window.__pbReleaseHeld(id), outcome.value.credentialId);
+  }
+  if (!(await pollingDone)) throw new Error("the SDK's polling did not finish");
 }
 
 /** Whether a request comes from `page` (a popup's first request has no frame yet). */

@@ -124,6 +124,19 @@ impl Browser {
         answer
     }
 
+    /// Ends the runner the polite way (stdin closed), so that Chromium exits with it.
+    async fn close(self) {
+        let Self {
+            mut child, stdin, ..
+        } = self;
+        drop(stdin);
+        let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+            .await
+            .expect("the browser runner exits when its input ends")
+            .unwrap();
+        assert!(status.success(), "the browser runner exited with {status}");
+    }
+
     async fn send(&mut self, command: Value) -> Value {
         let what = format!("{} {}", command["op"], command["method"]);
         let mut line = command.to_string();
@@ -275,6 +288,7 @@ async fn a_user_connects_uses_and_disconnects_an_account() {
         .await;
     assert_eq!(refused["ok"], false, "{refused}");
     assert_eq!(requests(&refused), Vec::<String>::new());
+    browser.close().await;
 }
 
 async fn authenticate_with_metadata(browser: &mut Browser, app: &TestApp, p: &Project) {
@@ -404,12 +418,15 @@ async fn install_through_post_message(browser: &mut Browser, app: &TestApp, p: &
     let installed = browser.install("postMessage", "Grace Hopper").await;
     assert_popup_journey(&installed);
     let id = assert_installed(&installed, app, p).await;
-    // No poll reached the server: polling could not have finished this install.
+    // No poll reached the server: polling could not have finished this install. (Once it
+    // resolved, the runner let the poll loop end: its DELETE of the session is here.)
+    let sent = requests(&installed);
     assert!(
-        !requests(&installed)
+        !sent
             .iter()
-            .any(|r| r.contains("/session-id/"))
+            .any(|r| r.starts_with("GET") && r.contains("/session-id/"))
     );
+    assert!(installed["heldPolls"].as_u64().unwrap() >= 1, "{installed}");
     let confirmed = request(&installed, "POST", "/sdk/credentials");
     assert_eq!(confirmed["status"], 200);
     assert_eq!(
@@ -419,15 +436,25 @@ async fn install_through_post_message(browser: &mut Browser, app: &TestApp, p: &
     assert_eq!(confirmed["body"]["id"], id.as_str());
 }
 
-/// What the last poll of the OAuth session answered (all polls must be 200s).
+/// What the last poll of the install's OAuth session answered (all polls must be 200s, and
+/// of that session).
 fn last_poll(installed: &Value) -> Value {
+    let session = format!(
+        "/sdk/actions/session-id/{}",
+        installed["sid"].as_str().unwrap()
+    );
     let polls: Vec<&Value> = installed["requests"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|r| r["method"] == "GET" && r["path"].as_str().unwrap().contains("/session-id/"))
         .collect();
-    assert!(polls.iter().all(|r| r["status"] == 200), "{polls:?}");
+    assert!(
+        polls
+            .iter()
+            .all(|r| r["status"] == 200 && r["path"].as_str().unwrap().ends_with(&session)),
+        "{polls:?}"
+    );
     polls.last().expect("the SDK polled")["body"].clone()
 }
 
@@ -552,4 +579,5 @@ async fn expired_tokens_and_suspended_users_are_signed_out() {
     assert_eq!(browser.user().await, json!({"authenticated": false}));
     assert_eq!(browser.stored_state().await, Value::Null);
     assert_eq!(app.meta_of(&p, "mallory").await, json!({"plan": "free"}));
+    browser.close().await;
 }
