@@ -131,12 +131,12 @@ class Session {
     const request = response.request();
     if (!request.url().startsWith(server)) return;
     const entry = { method: request.method(), path: this.pathOf(request.url()), status: response.status(), type: request.resourceType() };
+    this.log.push(entry); // in the order the answers came
     const sent = request.postData();
     if (sent) entry.sent = parseJson(sent);
     if ((response.headers()["content-type"] || "").includes("application/json")) {
       entry.body = await response.json().catch(() => undefined);
     }
-    this.log.push(entry);
   }
 
   /** What the page asked of Plugboard since the last call. */
@@ -150,9 +150,6 @@ class Session {
     return out;
   }
 
-  async close() {
-    await this.context.close();
-  }
 }
 
 function parseJson(text) {
@@ -301,19 +298,13 @@ async function storage(session) {
 async function main() {
   const browser = await launch();
   const { httpServer, origin } = await serveStatic();
-  let session = await Session.open(browser, origin);
+  const session = await Session.open(browser, origin);
   const ops = {
     call: (args) => call(session, args),
     install: (args) => install(session, args),
     installWithoutGesture: (args) => installWithoutGesture(session, args),
     screenshot: (args) => screenshot(session, args),
     storage: () => storage(session),
-    // A fresh browser context: a new page with empty localStorage.
-    reset: async () => {
-      await session.close();
-      session = await Session.open(browser, origin);
-      return { ok: true, value: null };
-    },
   };
   const boot = await session.drain();
   console.log(JSON.stringify({ ready: true, origin, chromium: browser.version(), ...boot }));
