@@ -149,7 +149,6 @@ class Session {
     this.errors = [];
     return out;
   }
-
 }
 
 function parseJson(text) {
