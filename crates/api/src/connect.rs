@@ -73,6 +73,7 @@ pub fn public_router() -> Router<AppState> {
     Router::new()
         .route("/oauth/callback", get(oauth_callback))
         .route("/connect/{token}", get(open_link))
+        .route("/ui", get(portal))
 }
 
 /// What the proxy forwards of a request: method, headers, query and body.
@@ -640,6 +641,11 @@ fn return_url(
         }
     }
     url
+}
+
+/// `CONNECT/ui`: the SDK's hidden iframe (§F.6).
+async fn portal() -> Response {
+    pages::blank_portal()
 }
 
 /// Opens a one-time connect link: straight on to the provider.

@@ -93,7 +93,9 @@ pub fn router(state: AppState) -> Router {
         .merge(connections::router())
         .merge(workflows::router())
         .merge(ops::router())
-        .fallback(ops::route_not_found)
+        // With the SDK's CORS, so that a browser calling a route that does not exist (yet:
+        // workflows, events) sees this JSON 404 and not an opaque CORS failure.
+        .fallback_service(axum::routing::any(ops::route_not_found).layer(sdk::cors()))
         // Not `method_not_allowed_fallback`: it would replace the per-route fallbacks that
         // the SDK routes' CORS layer wraps, and browsers' preflight requests would fail.
         .layer(TimeoutLayer::with_status_code(

@@ -77,6 +77,25 @@ pub fn page(status: StatusCode, title: &str, body_html: &str, script: Option<&st
     response
 }
 
+/// `CONNECT/ui`, which the SDK loads in a hidden iframe on every page. Plugboard has no
+/// hosted portal (headless mode only), so the page is empty; unlike the others, any app
+/// may frame it.
+pub fn blank_portal() -> Response {
+    let html = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+                <title>Plugboard</title></head><body></body></html>";
+    let mut response = (StatusCode::OK, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; base-uri 'none'; form-action 'none'"),
+    );
+    response
+}
+
 /// The page the SDK opens first: it tells the opener it has loaded, and the SDK then
 /// sends it on to the provider.
 pub fn oauth_nonce(origin: Option<&str>) -> Response {

@@ -50,6 +50,32 @@ backend_tests! {
         }
     }
 
+    async fn browsers_read_missing_sdk_routes_and_load_the_portal_frame(backend) {
+        let app = TestApp::spawn(backend).await;
+        let p = app.create_project().await;
+        // Not implemented yet (workflows): a JSON 404 the page may read, preflight included.
+        let url = app.url(&format!("/v2/projects/{}/sdk/events/trigger", p.id));
+        let preflight = app
+            .client
+            .request(Method::OPTIONS, &url)
+            .header("origin", "https://app.example.com")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", REQUESTED_HEADERS);
+        let pre = answer(preflight).await;
+        assert!(pre.status.is_success(), "{} {}", pre.status, pre.text);
+        assert_eq!(pre.header("access-control-allow-origin"), Some("*"));
+        let missing = answer(app.client.post(&url).header("origin", "https://app.example.com")).await;
+        missing.assert_error(404, "route_not_found");
+        assert_eq!(missing.header("access-control-allow-origin"), Some("*"));
+
+        // CONNECT/ui: the SDK's hidden iframe, which any app may frame.
+        let frame = app.get("/ui?projectId=x").await;
+        frame.assert_status(200);
+        assert!(frame.header("content-type").unwrap().starts_with("text/html"));
+        let csp = frame.header("content-security-policy").unwrap();
+        assert!(!csp.contains("frame-ancestors"), "{csp}");
+    }
+
     async fn health_and_readiness(backend) {
         let app = TestApp::spawn(backend).await;
         let health = app.get("/healthz").await;

@@ -25,9 +25,21 @@ impl FakeProvider {
     }
 
     pub async fn start_with(config: SandboxConfig) -> Self {
+        Self::serve(SandboxConfig {
+            auto_approve: true,
+            ..config
+        })
+        .await
+    }
+
+    /// A provider that shows its consent page, for a browser to click through.
+    pub async fn with_consent_page() -> Self {
+        Self::serve(SandboxConfig::default()).await
+    }
+
+    async fn serve(config: SandboxConfig) -> Self {
         let config = SandboxConfig {
             clients: vec![SandboxClient::new(CLIENT_ID, CLIENT_SECRET, Vec::new())],
-            auto_approve: true,
             ..config
         };
         let sandbox = Sandbox::new(config);
