@@ -53,8 +53,9 @@ backend_tests! {
     async fn browsers_read_missing_sdk_routes_and_load_the_portal_frame(backend) {
         let app = TestApp::spawn(backend).await;
         let p = app.create_project().await;
-        // Not implemented yet (workflows): a JSON 404 the page may read, preflight included.
-        let url = app.url(&format!("/v2/projects/{}/sdk/events/trigger", p.id));
+        // Not implemented (the SDK's getFieldOptions): a JSON 404 the page may read,
+        // preflight included.
+        let url = app.url(&format!("/projects/{}/sdk/actions", p.id));
         let preflight = app
             .client
             .request(Method::OPTIONS, &url)
