@@ -138,6 +138,7 @@ impl Services {
             integrations.clone(),
             connect.clone(),
             worker.clone(),
+            settings.signing_key_cache_ttl,
         ));
         Self {
             integrations,

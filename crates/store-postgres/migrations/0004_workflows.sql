@@ -41,6 +41,8 @@ CREATE TABLE executions (
 CREATE INDEX executions_due ON executions (next_run_at)
     WHERE status IN ('QUEUED', 'DELAYED', 'EXECUTING');
 CREATE INDEX executions_user ON executions (project_id, user_seq, created_at);
+-- The per-user concurrency limit counts a user's running executions at every claim.
+CREATE INDEX executions_running ON executions (user_seq) WHERE status = 'EXECUTING';
 CREATE INDEX executions_project ON executions (project_id, created_at);
 
 CREATE TABLE execution_steps (

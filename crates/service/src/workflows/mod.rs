@@ -31,6 +31,9 @@ pub struct WorkflowsService {
     integrations: Arc<IntegrationsService>,
     connect: Arc<ConnectService>,
     worker: Arc<worker::Worker>,
+    /// Every event looks up the project's workflows; deploys are rare. A deploy on this
+    /// node shows at once, one on another node within the cache's lifetime.
+    by_project: moka::sync::Cache<ProjectId, Arc<Vec<WorkflowVersion>>>,
 }
 
 /// The answer of a finished request-triggered execution: its `respond` step's, else
@@ -67,13 +70,28 @@ impl WorkflowsService {
         integrations: Arc<IntegrationsService>,
         connect: Arc<ConnectService>,
         worker: Arc<worker::Worker>,
+        cache_ttl: std::time::Duration,
     ) -> Self {
         Self {
             store,
             integrations,
             connect,
             worker,
+            by_project: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(cache_ttl)
+                .build(),
         }
+    }
+
+    /// The project's current workflows, cached.
+    async fn current(&self, project: ProjectId) -> ServiceResult<Arc<Vec<WorkflowVersion>>> {
+        if let Some(hit) = self.by_project.get(&project) {
+            return Ok(hit);
+        }
+        let list = Arc::new(self.store.list_workflows(project).await?);
+        self.by_project.insert(project, list.clone());
+        Ok(list)
     }
 
     /// Deploys a workflow file (YAML or JSON) as a new version. `expected_id`, when given,
@@ -125,7 +143,9 @@ impl WorkflowsService {
                 .map_err(|e| ServiceError::Internal(e.to_string()))?,
             created_at: now_millis(),
         };
-        Ok(self.store.deploy_workflow(&version).await?)
+        let deployed = self.store.deploy_workflow(&version).await?;
+        self.by_project.invalidate(&project);
+        Ok(deployed)
     }
 
     pub async fn list(&self, project: ProjectId) -> ServiceResult<Vec<WorkflowVersion>> {
@@ -227,11 +247,9 @@ impl WorkflowsService {
                 "an event payload is at most {MAX_PAYLOAD_BYTES} bytes"
             )));
         }
-        let subscribed: Vec<WorkflowVersion> = self
-            .store
-            .list_workflows(project)
-            .await?
-            .into_iter()
+        let current = self.current(project).await?;
+        let subscribed: Vec<&WorkflowVersion> = current
+            .iter()
             .filter(|w| w.trigger_kind == "event" && w.event.as_deref() == Some(name))
             .collect();
         if subscribed.is_empty() {
@@ -240,7 +258,7 @@ impl WorkflowsService {
         let credentials = self.store.list_credentials(project, user).await?;
         let trigger = trigger_document("event", json!({ "name": name, "payload": payload }));
         let mut executions = Vec::new();
-        for workflow in &subscribed {
+        for workflow in subscribed {
             if let Some(execution) = self
                 .execution_for(project, user, workflow, &credentials, &trigger)
                 .await?
