@@ -670,3 +670,210 @@ fn hidden_inputs(html: &str) -> Vec<(String, String)> {
         .filter_map(|tag| Some((attr(tag, "name")?, attr(tag, "value")?)))
         .collect()
 }
+
+/// A `plugboard serve` running workflows is SIGKILLed mid-run and restarted: every
+/// accepted event's execution completes, and each side effect reaches the upstream once
+/// per idempotency key.
+#[tokio::test]
+async fn a_killed_worker_loses_no_execution_and_repeats_no_side_effect() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    // The upstream: counts calls per idempotency key, answers slowly so runs are in
+    // flight when the process dies.
+    let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let counter = seen.clone();
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let counter = counter.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let key = headers["idempotency-key"].to_str().unwrap().to_owned();
+                *counter.lock().unwrap().entry(key).or_default() += 1;
+                "{}"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = Backend::Sqlite.fresh_store(dir.path()).await.0;
+    let key_path = dir.path().join("key.pem");
+    let created: Value = serde_json::from_str(&run_ok(
+        plugboard(
+            dir.path(),
+            &[
+                "project",
+                "create",
+                "--name",
+                "crash",
+                "--key-out",
+                key_path.to_str().unwrap(),
+            ],
+        )
+        .env("PLUGBOARD_DATABASE_URL", &database_url),
+    ))
+    .unwrap();
+    let pid = created["projectId"].as_str().unwrap().to_owned();
+    let secret = created["secretKey"].as_str().unwrap().to_owned();
+    let key = master_key();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let serve = || {
+        let mut serve = plugboard(dir.path(), &["serve"]);
+        serve
+            .env("PLUGBOARD_DATABASE_URL", &database_url)
+            .env("PLUGBOARD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("PLUGBOARD_PUBLIC_URL", &base)
+            .env("PLUGBOARD_MASTER_KEY", &key)
+            .env("PLUGBOARD_ALLOW_LOOPBACK_PROVIDERS", "true")
+            .env("PLUGBOARD_WORKFLOWS__ALLOW_PRIVATE_ADDRESSES", "true")
+            .env("PLUGBOARD_WORKFLOWS__LEASE_SECS", "3");
+        serve
+    };
+    let mut node = Running::spawn(serve(), dir.path().join("first.log"));
+    wait_until_healthy(&base, &mut node).await;
+
+    let provider = common::provider::FakeProvider::start().await;
+    let client = http_client();
+    let users: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
+    // An api-free integration would do, but users need a credential to enable a
+    // workflow: connect each through the OAuth round trip.
+    for user in &users {
+        let token = run_ok(&mut plugboard(
+            dir.path(),
+            &[
+                "token",
+                "--project",
+                &pid,
+                "--user",
+                user,
+                "--key",
+                key_path.to_str().unwrap(),
+            ],
+        ))
+        .trim()
+        .to_owned();
+        if user == "u0" {
+            connect_through(&base, &pid, &secret, &token, &provider).await;
+        } else {
+            connect_user(&base, &pid, &token).await;
+        }
+    }
+    let workflow = format!(
+        "id: hook\nname: Hook\nintegration: custom.crm\ntrigger: {{ type: event, event: go }}\nsteps:\n  - {{ id: one, type: http, method: POST, url: \"{hook}\", body: {{ step: 1 }} }}\n  - {{ id: two, type: http, method: POST, url: \"{hook}\", body: {{ step: 2 }} }}\n  - {{ id: three, type: http, method: POST, url: \"{hook}\", body: {{ step: 3 }} }}\n"
+    );
+    call(
+        client
+            .put(format!("{base}/api/v1/projects/{pid}/workflows/hook"))
+            .bearer_auth(&secret)
+            .body(workflow),
+    )
+    .await
+    .assert_status(200);
+    let mut accepted = Vec::new();
+    for user in &users {
+        call(
+            client
+                .post(format!(
+                    "{base}/api/v1/projects/{pid}/users/{user}/workflows/hook"
+                ))
+                .bearer_auth(&secret),
+        )
+        .await
+        .assert_status(200);
+        let sent = call(
+            client
+                .post(format!("{base}/api/v1/projects/{pid}/events"))
+                .bearer_auth(&secret)
+                .json(&json!({"userId": user, "name": "go"})),
+        )
+        .await;
+        sent.assert_status(202);
+        accepted.push(sent.body["executions"][0].as_str().unwrap().to_owned());
+    }
+    // Let some side effects happen, then kill the process without warning.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.lock().unwrap().len() < 10 {
+        assert!(Instant::now() < deadline, "no progress:\n{}", node.stderr());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    node.child.kill().unwrap();
+    node.child.wait().unwrap();
+    let before_restart = seen.lock().unwrap().values().sum::<u32>();
+    assert!(
+        before_restart < 120,
+        "the kill came mid-run ({before_restart} calls)"
+    );
+
+    let mut node = Running::spawn(serve(), dir.path().join("second.log"));
+    wait_until_healthy(&base, &mut node).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = call(
+            client
+                .get(format!(
+                    "{base}/api/v1/projects/{pid}/executions?status=SUCCEEDED&limit=100"
+                ))
+                .bearer_auth(&secret),
+        )
+        .await;
+        if done.body["data"].as_array().unwrap().len() == accepted.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all executions finished:\n{}",
+            node.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.len(),
+        accepted.len() * 3,
+        "every step of every execution reached the upstream"
+    );
+    // An interrupted step may be sent again, always with its key: the upstream can dedupe.
+    for id in &accepted {
+        for step in ["one", "two", "three"] {
+            assert!(
+                seen.contains_key(&format!("{id}:{step}")),
+                "{id}:{step} missing"
+            );
+        }
+    }
+    // Only a step in flight at the kill is sent again (one per execution being run, at
+    // most a worker's batch of 32), and always with the same key, so an upstream that
+    // honours the key applies each side effect once.
+    let repeated: u32 = seen.values().map(|n| n - 1).sum();
+    assert!(repeated <= 32, "{repeated} repeats");
+    assert!(
+        seen.values().all(|&n| n <= 2),
+        "a step was sent more than twice: {seen:?}"
+    );
+    assert!(node.terminate(Duration::from_secs(10)).await.success());
+}
+
+/// Connects the token's user to the already configured `custom.crm`.
+async fn connect_user(base: &str, pid: &str, token: &str) {
+    let client = http_client();
+    let built = call(
+        client
+            .get(format!("{base}/v2/projects/{pid}/sdk/actions/build-oauth"))
+            .bearer_auth(token)
+            .query(&[("action", "custom.crm"), ("oauthMetaKeyId", "cli")]),
+    )
+    .await;
+    built.assert_status(200);
+    let hop = common::provider::no_redirects()
+        .get(built.body["redirectUrl"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let callback = hop.headers()["location"].to_str().unwrap().to_owned();
+    call(client.get(&callback)).await.assert_status(200);
+}
