@@ -94,6 +94,9 @@ pub struct Config {
 pub struct WorkflowsConfig {
     /// Whether this node runs workflow executions (a worker). Turn off on API-only nodes.
     pub worker: bool,
+    /// Whether this node runs schedule triggers. Several schedulers may run: each tick
+    /// still runs once.
+    pub scheduler: bool,
     /// Executions of one user running at once, across all workers.
     pub per_user_concurrency: u32,
     /// How long a worker's claim lasts without a heartbeat, in seconds; a crashed
@@ -107,6 +110,7 @@ impl Default for WorkflowsConfig {
     fn default() -> Self {
         Self {
             worker: true,
+            scheduler: true,
             per_user_concurrency: 4,
             lease_secs: 30,
             allow_private_addresses: false,

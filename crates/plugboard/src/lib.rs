@@ -79,6 +79,7 @@ pub struct Server {
     http: JoinHandle<std::io::Result<()>>,
     flusher: JoinHandle<()>,
     worker: Option<JoinHandle<()>>,
+    scheduler: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -111,6 +112,12 @@ impl Server {
             .workflows
             .worker
             .then(|| services.worker.clone().spawn(shutdown.subscribe()));
+        let scheduler = config.workflows.scheduler.then(|| {
+            services
+                .workflows
+                .clone()
+                .spawn_scheduler(Duration::from_secs(1), shutdown.subscribe())
+        });
         let http = tokio::spawn(plugboard_api::serve(listener, router, async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         }));
@@ -121,6 +128,7 @@ impl Server {
             http,
             flusher,
             worker,
+            scheduler,
         })
     }
 
@@ -133,8 +141,8 @@ impl Server {
         let _ = self.shutdown.send(true);
         let served = self.http.await.map_err(std::io::Error::other)?;
         let _ = self.flusher.await;
-        if let Some(worker) = self.worker {
-            let _ = worker.await;
+        for task in [self.worker, self.scheduler].into_iter().flatten() {
+            let _ = task.await;
         }
         served
     }

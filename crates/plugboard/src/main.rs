@@ -35,6 +35,11 @@ enum Command {
     Serve {
         #[arg(long)]
         config: Option<PathBuf>,
+        /// What this node does besides answering HTTP: `worker` runs workflow executions,
+        /// `scheduler` runs schedule triggers, `api` neither, `all` both. Roles apart
+        /// need PostgreSQL.
+        #[arg(long, value_enum, default_value = "all")]
+        role: Role,
     },
     /// Apply database migrations and exit.
     Migrate {
@@ -67,6 +72,14 @@ enum Command {
         #[arg(long)]
         kid: Option<String>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Role {
+    Api,
+    Worker,
+    Scheduler,
+    All,
 }
 
 #[derive(Subcommand)]
@@ -131,8 +144,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging(cli.log_format.unwrap_or(config.log_format));
             run_dev(&mut config, listen, DevPaths::new(dir)).await
         }
-        Command::Serve { config } => {
-            let config = load_config(config.as_deref());
+        Command::Serve { config, role } => {
+            let mut config = load_config(config.as_deref());
+            let (worker, scheduler) = match role {
+                Role::Api => (false, false),
+                Role::Worker => (true, false),
+                Role::Scheduler => (false, true),
+                Role::All => (true, true),
+            };
+            config.workflows.worker &= worker;
+            config.workflows.scheduler &= scheduler;
             init_logging(cli.log_format.unwrap_or(config.log_format));
             if let Err(e) = config.require_master_key() {
                 eprintln!("{e}");

@@ -218,6 +218,29 @@ pub(crate) async fn list_credentials(
     rows::credentials_with_configurations(&found)
 }
 
+pub(crate) async fn list_integration_credentials(
+    pool: &PgPool,
+    project: ProjectId,
+    integration: Uuid,
+) -> StoreResult<Vec<CredentialWithConfigurations>> {
+    let found = sqlx::query(concat!(
+        "SELECT ",
+        credential_columns!(),
+        ", ",
+        configuration_columns!("cf."),
+        " FROM credentials c JOIN users u ON u.seq = c.user_seq \
+         LEFT JOIN credential_configurations cf ON cf.credential_id = c.id \
+         WHERE c.project_id = $1 AND c.integration_id = $2 \
+         ORDER BY c.created_at, c.id, cf.is_default DESC, cf.created_at, cf.id"
+    ))
+    .bind(project.as_uuid())
+    .bind(integration)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows::credentials_with_configurations(&found)
+}
+
 pub(crate) async fn get_credential(
     pool: &PgPool,
     project: ProjectId,

@@ -759,4 +759,35 @@ impl Store for PostgresStore {
     async fn list_steps(&self, execution: Uuid) -> StoreResult<Vec<(String, Value, UnixMillis)>> {
         workflows::list_steps(&self.pool, execution).await
     }
+
+    async fn list_integration_credentials(
+        &self,
+        project: ProjectId,
+        integration: Uuid,
+    ) -> StoreResult<Vec<CredentialWithConfigurations>> {
+        integrations::list_integration_credentials(&self.pool, project, integration).await
+    }
+
+    async fn list_scheduled_workflows(&self) -> StoreResult<Vec<WorkflowVersion>> {
+        workflows::scheduled(&self.pool).await
+    }
+
+    async fn last_schedule_tick(
+        &self,
+        project: ProjectId,
+        workflow_id: &str,
+    ) -> StoreResult<Option<UnixMillis>> {
+        workflows::last_tick(&self.pool, project, workflow_id).await
+    }
+
+    async fn record_schedule_tick(
+        &self,
+        project: ProjectId,
+        workflow_id: &str,
+        tick_at: UnixMillis,
+        executions: &[Execution],
+        now: UnixMillis,
+    ) -> StoreResult<bool> {
+        workflows::record_tick(&self.pool, project, workflow_id, tick_at, executions, now).await
+    }
 }

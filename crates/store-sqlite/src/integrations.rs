@@ -350,6 +350,29 @@ pub(crate) async fn list_credentials(
     group(&rows)
 }
 
+pub(crate) async fn list_integration_credentials(
+    pool: &SqlitePool,
+    project: ProjectId,
+    integration: Uuid,
+) -> StoreResult<Vec<CredentialWithConfigurations>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        credential_columns!(),
+        ", ",
+        configuration_columns!("cf."),
+        " FROM credentials c JOIN users u ON u.seq = c.user_seq \
+         LEFT JOIN credential_configurations cf ON cf.credential_id = c.id \
+         WHERE c.project_id = ? AND c.integration_id = ? \
+         ORDER BY c.created_at, c.id, cf.is_default DESC, cf.created_at, cf.id"
+    ))
+    .bind(project.to_string())
+    .bind(integration.to_string())
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    group(&rows)
+}
+
 pub(crate) async fn get_credential(
     pool: &SqlitePool,
     project: ProjectId,

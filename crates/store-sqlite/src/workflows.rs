@@ -170,6 +170,16 @@ pub(crate) async fn get(
 
 pub(crate) async fn enqueue(pool: &SqlitePool, executions: &[Execution]) -> StoreResult<()> {
     let mut tx = pool.begin().await.map_err(db_err)?;
+    insert_executions(&mut tx, executions).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(())
+}
+
+/// Inserts executions on `conn`; `NotFound` when a user does not exist.
+async fn insert_executions(
+    conn: &mut sqlx::SqliteConnection,
+    executions: &[Execution],
+) -> StoreResult<()> {
     for e in executions {
         let inserted = sqlx::query(
             "INSERT INTO executions (id, project_id, user_seq, workflow_id, workflow_version, \
@@ -192,14 +202,13 @@ pub(crate) async fn enqueue(pool: &SqlitePool, executions: &[Execution]) -> Stor
         .bind(e.finished_at)
         .bind(e.project_id.to_string())
         .bind(e.user_id.as_str())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(db_err)?;
         if inserted.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
     }
-    tx.commit().await.map_err(db_err)?;
     Ok(())
 }
 
@@ -456,4 +465,61 @@ pub(crate) async fn list_steps(
             ))
         })
         .collect()
+}
+
+pub(crate) async fn scheduled(pool: &SqlitePool) -> StoreResult<Vec<WorkflowVersion>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        workflow_columns!(),
+        " FROM workflow_versions WHERE is_current = 1 AND trigger_kind = 'schedule' \
+         ORDER BY project_id, workflow_id"
+    ))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(workflow_from_row).collect()
+}
+
+pub(crate) async fn last_tick(
+    pool: &SqlitePool,
+    project: ProjectId,
+    workflow_id: &str,
+) -> StoreResult<Option<UnixMillis>> {
+    sqlx::query_scalar(
+        "SELECT MAX(tick_at) FROM schedule_ticks WHERE project_id = ? AND workflow_id = ?",
+    )
+    .bind(project.to_string())
+    .bind(workflow_id)
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)
+}
+
+pub(crate) async fn record_tick(
+    pool: &SqlitePool,
+    project: ProjectId,
+    workflow_id: &str,
+    tick_at: UnixMillis,
+    executions: &[Execution],
+    now: UnixMillis,
+) -> StoreResult<bool> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let inserted = sqlx::query(
+        "INSERT INTO schedule_ticks (project_id, workflow_id, tick_at, executions, created_at) \
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(project.to_string())
+    .bind(workflow_id)
+    .bind(tick_at)
+    .bind(executions.len() as i64)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    if inserted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    insert_executions(&mut tx, executions).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(true)
 }

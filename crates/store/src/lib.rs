@@ -354,6 +354,31 @@ pub trait Store: Send + Sync + 'static {
         filter: &ExecutionFilter,
     ) -> StoreResult<Vec<Execution>>;
 
+    /// Every credential of an integration of a project, each with its configurations.
+    async fn list_integration_credentials(
+        &self,
+        project: ProjectId,
+        integration: Uuid,
+    ) -> StoreResult<Vec<CredentialWithConfigurations>>;
+    /// The current version of every schedule-triggered workflow, in every project.
+    async fn list_scheduled_workflows(&self) -> StoreResult<Vec<WorkflowVersion>>;
+    /// The newest tick of a schedule that was run.
+    async fn last_schedule_tick(
+        &self,
+        project: ProjectId,
+        workflow_id: &str,
+    ) -> StoreResult<Option<UnixMillis>>;
+    /// Records that a tick ran and writes its executions, in one transaction; false (and
+    /// nothing written) when the tick was already recorded, by any scheduler.
+    async fn record_schedule_tick(
+        &self,
+        project: ProjectId,
+        workflow_id: &str,
+        tick_at: UnixMillis,
+        executions: &[Execution],
+        now: UnixMillis,
+    ) -> StoreResult<bool>;
+
     /// The journal of an execution: one record (JSON) per step key.
     async fn load_step(&self, execution: Uuid, step_key: &str) -> StoreResult<Option<Value>>;
     async fn save_step(

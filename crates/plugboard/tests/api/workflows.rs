@@ -372,3 +372,47 @@ async fn a_request_trigger_answers_with_its_respond_step() {
     pending.assert_status(202);
     assert!(pending.body["executionId"].is_string());
 }
+
+const EVERY_MINUTE: &str = r#"
+id: every-minute
+name: Every minute
+integration: custom.crm
+trigger: { type: schedule, cron: "* * * * *", timezone: Europe/Paris }
+steps:
+  - { id: me, type: integration_request, path: /me }
+"#;
+
+mod schedules {
+    use super::*;
+
+    backend_tests! {
+        async fn a_schedule_tick_runs_once_across_schedulers_and_restarts(backend) {
+            let Setup { app, p, .. } = setup(backend).await;
+            deploy(&app, &p, "every-minute", EVERY_MINUTE).await.assert_status(200);
+            app.send(Method::POST, &format!("/projects/{}/sdk/workflows/every-minute", p.id), Some(&p.token("john")), None)
+                .await
+                .assert_status(200);
+            let other = app.sibling(test_config()).await;
+            let next_minute = (plugboard_core::now_millis() / 60_000 + 1) * 60_000;
+            // Two schedulers at the same tick: one run.
+            let (a, b) = tokio::join!(
+                app.server.services.workflows.run_schedules_at(next_minute),
+                other.server.services.workflows.run_schedules_at(next_minute),
+            );
+            assert_eq!(a.unwrap() + b.unwrap(), 1);
+            // A restarted scheduler (a new node) does not run it again.
+            let restarted = app.sibling(test_config()).await;
+            assert_eq!(restarted.server.services.workflows.run_schedules_at(next_minute + 30_000).await.unwrap(), 0);
+            // The next tick runs, once.
+            assert_eq!(restarted.server.services.workflows.run_schedules_at(next_minute + 60_000).await.unwrap(), 1);
+            assert_eq!(other.server.services.workflows.run_schedules_at(next_minute + 60_000).await.unwrap(), 0);
+            app.server.services.worker.drain().await.unwrap();
+            let runs = app
+                .send(Method::GET, &format!("/api/v1/projects/{}/executions?workflowId=every-minute", p.id), Some(&p.secret_key), None)
+                .await;
+            let statuses: Vec<&str> = runs.body["data"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+            assert_eq!(statuses, ["SUCCEEDED", "SUCCEEDED"]);
+            assert_eq!(runs.body["data"][0]["trigger"]["type"], "schedule");
+        }
+    }
+}

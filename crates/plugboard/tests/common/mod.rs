@@ -294,6 +294,7 @@ pub fn test_config() -> Config {
         // Tests run workflow executions themselves (`drain`), and call stubs on loopback.
         workflows: plugboard::config::WorkflowsConfig {
             worker: false,
+            scheduler: false,
             allow_private_addresses: true,
             ..Default::default()
         },
