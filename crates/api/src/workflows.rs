@@ -54,6 +54,10 @@ pub fn router() -> Router<AppState> {
             &format!("{project}/executions/{{executionId}}"),
             get(get_execution),
         )
+        .route(
+            &format!("{project}/executions/{{executionId}}/replay"),
+            post(replay_execution),
+        )
 }
 
 /// A deployed workflow (its current version).
@@ -594,4 +598,26 @@ pub async fn get_execution(
             })
             .collect(),
     }))
+}
+
+/// Runs a finished execution again (same trigger and settings, current workflow version).
+#[utoipa::path(
+    post, path = "/api/v1/projects/{projectId}/executions/{executionId}/replay", tag = "workflows",
+    params(("projectId" = String, Path), ("executionId" = Uuid, Path)),
+    responses(
+        (status = 201, body = ExecutionView),
+        (status = 404, description = "`execution_not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: not finished", body = ErrorBody),
+    ),
+    security(("secretKey" = []))
+)]
+pub async fn replay_execution(
+    State(state): State<AppState>,
+    auth: ProjectAdmin,
+    Path(path): Path<ExecutionPath>,
+) -> ApiResult<(StatusCode, Json<ExecutionView>)> {
+    let id = Uuid::try_parse(&path.execution_id)
+        .map_err(|_| plugboard_service::ServiceError::ExecutionNotFound)?;
+    let replay = state.services.workflows.replay(auth.project, id).await?;
+    Ok((StatusCode::CREATED, Json(replay.into())))
 }

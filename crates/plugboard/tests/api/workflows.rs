@@ -194,6 +194,15 @@ backend_tests! {
         let steps: Vec<&str> = detail.body["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
         assert!(steps.starts_with(&["fetch", "pick"]), "{steps:?}");
         assert!(steps.contains(&"each[0].push") && steps.contains(&"each[1].push") && steps.contains(&"each"));
+        // Support replays it: a new execution, the same trigger, run again.
+        let replayed = app
+            .send(Method::POST, &format!("/api/v1/projects/{}/executions/{id}/replay", p.id), Some(&p.secret_key), None)
+            .await;
+        replayed.assert_status(201);
+        assert_eq!(replayed.body["trigger"]["replayOf"], id.as_str());
+        assert_eq!(replayed.body["trigger"]["payload"]["source"], "signup");
+        app.server.services.worker.drain().await.unwrap();
+        assert_eq!(saas.seen.lock().unwrap().len(), 4, "the replay called the app again");
 
         // Disabled: no more runs.
         app.send(Method::DELETE, &format!("/projects/{}/sdk/workflows/sync-contacts", p.id), Some(&token), None)
@@ -228,6 +237,10 @@ backend_tests! {
         app.send(Method::GET, &format!("/api/v1/projects/{}/executions?status=BROKEN", p.id), Some(&p.secret_key), None)
             .await
             .assert_error(400, "invalid_filter");
+        // Not finished: no replay yet.
+        app.send(Method::POST, &format!("{path}/replay"), Some(&p.secret_key), None)
+            .await
+            .assert_error(422, "invalid_input");
     }
 
     async fn deploys_are_validated_and_versioned(backend) {

@@ -431,6 +431,47 @@ impl WorkflowsService {
         Ok(self.store.list_executions(project, &filter).await?)
     }
 
+    /// Runs a finished execution again, as a new execution with the same trigger and
+    /// settings, on the workflow's current version.
+    pub async fn replay(&self, project: ProjectId, id: Uuid) -> ServiceResult<Execution> {
+        let original = self
+            .store
+            .get_execution(project, id)
+            .await?
+            .ok_or(ServiceError::ExecutionNotFound)?;
+        if !original.status.is_final() {
+            return Err(ServiceError::InvalidInput(
+                "only a finished execution can be replayed".into(),
+            ));
+        }
+        let workflow = self.workflow(project, &original.workflow_id).await?;
+        let now = now_millis();
+        let mut trigger = original.trigger.clone();
+        if let Value::Object(fields) = &mut trigger {
+            fields.insert("replayOf".into(), json!(original.id));
+        }
+        let replay = Execution {
+            id: Uuid::now_v7(),
+            workflow_version: workflow.version,
+            status: ExecutionStatus::Queued,
+            trigger,
+            output: None,
+            error: None,
+            response: None,
+            runs: 0,
+            next_run_at: now,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            ..original
+        };
+        self.store
+            .enqueue_executions(std::slice::from_ref(&replay))
+            .await?;
+        self.worker.wake();
+        Ok(replay)
+    }
+
     /// One execution with its steps' records, in the order they ran.
     pub async fn execution(
         &self,
