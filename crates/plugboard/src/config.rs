@@ -104,6 +104,8 @@ pub struct WorkflowsConfig {
     pub lease_secs: u64,
     /// Lets `http` steps call private, loopback and link-local addresses.
     pub allow_private_addresses: bool,
+    /// Finished executions are deleted this many days after they ended.
+    pub retention_days: u64,
 }
 
 impl Default for WorkflowsConfig {
@@ -114,6 +116,7 @@ impl Default for WorkflowsConfig {
             per_user_concurrency: 4,
             lease_secs: 30,
             allow_private_addresses: false,
+            retention_days: 30,
         }
     }
 }
@@ -272,6 +275,9 @@ impl Config {
                 "connect",
                 "timeouts and lifetimes must be at least 1 second",
             ));
+        }
+        if self.workflows.retention_days == 0 {
+            return Err(invalid("workflows.retention_days", "must be at least 1"));
         }
         if self.workflows.per_user_concurrency == 0 || self.workflows.lease_secs < 3 {
             return Err(invalid(

@@ -113,10 +113,11 @@ impl Server {
             .worker
             .then(|| services.worker.clone().spawn(shutdown.subscribe()));
         let scheduler = config.workflows.scheduler.then(|| {
-            services
-                .workflows
-                .clone()
-                .spawn_scheduler(Duration::from_secs(1), shutdown.subscribe())
+            services.workflows.clone().spawn_scheduler(
+                Duration::from_secs(1),
+                Duration::from_secs(config.workflows.retention_days * 24 * 3600),
+                shutdown.subscribe(),
+            )
         });
         let http = tokio::spawn(plugboard_api::serve(listener, router, async move {
             let _ = stopped.wait_for(|stop| *stop).await;

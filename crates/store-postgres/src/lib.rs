@@ -790,4 +790,8 @@ impl Store for PostgresStore {
     ) -> StoreResult<bool> {
         workflows::record_tick(&self.pool, project, workflow_id, tick_at, executions, now).await
     }
+
+    async fn purge_executions(&self, before: UnixMillis) -> StoreResult<u64> {
+        workflows::purge(&self.pool, before).await
+    }
 }

@@ -513,3 +513,15 @@ pub(crate) async fn record_tick(
     tx.commit().await.map_err(db_err)?;
     Ok(true)
 }
+
+pub(crate) async fn purge(pool: &PgPool, before: UnixMillis) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "DELETE FROM executions WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELLED') \
+         AND finished_at < $1",
+    )
+    .bind(before)
+    .execute(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(done.rows_affected())
+}

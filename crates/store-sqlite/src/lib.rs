@@ -959,4 +959,8 @@ impl Store for SqliteStore {
     ) -> StoreResult<bool> {
         workflows::record_tick(&self.writer, project, workflow_id, tick_at, executions, now).await
     }
+
+    async fn purge_executions(&self, before: UnixMillis) -> StoreResult<u64> {
+        workflows::purge(&self.writer, before).await
+    }
 }

@@ -523,3 +523,15 @@ pub(crate) async fn record_tick(
     tx.commit().await.map_err(db_err)?;
     Ok(true)
 }
+
+pub(crate) async fn purge(pool: &SqlitePool, before: UnixMillis) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "DELETE FROM executions WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELLED') \
+         AND finished_at < ?",
+    )
+    .bind(before)
+    .execute(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(done.rows_affected())
+}

@@ -61,6 +61,7 @@ macro_rules! conformance_tests {
             executions_filter_by_user_meta_workflow_and_status,
             step_journal_round_trip,
             concurrent_claims_never_share_an_execution,
+            old_finished_executions_are_purged,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -2323,5 +2324,46 @@ pub async fn concurrent_claims_never_share_an_execution(store: Arc<dyn Store>) {
         (total, all.len()),
         (100, 100),
         "every execution claimed exactly once"
+    );
+}
+
+pub async fn old_finished_executions_are_purged(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let user = uid("u");
+    store.ensure_user(project, &user, T0).await.unwrap();
+    let old = execution(project, &user, "wf", T0);
+    let pending = execution(project, &user, "wf", T0 + 1);
+    store
+        .enqueue_executions(&[old.clone(), pending.clone()])
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_executions("w", T0 + 2, T0 + 30_000, 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].id, old.id);
+    store
+        .save_step(old.id, "a", &json!({"state": "done"}), T0 + 3)
+        .await
+        .unwrap();
+    store
+        .release_execution(old.id, "w", &done(ExecutionStatus::Succeeded, T0 + 5))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.purge_executions(T0 + 5).await.unwrap(),
+        0,
+        "ended exactly at the bound: kept"
+    );
+    assert_eq!(store.purge_executions(T0 + 6).await.unwrap(), 1);
+    assert_eq!(store.get_execution(project, old.id).await.unwrap(), None);
+    assert!(store.list_steps(old.id).await.unwrap().is_empty());
+    assert!(
+        store
+            .get_execution(project, pending.id)
+            .await
+            .unwrap()
+            .is_some(),
+        "unfinished ones stay"
     );
 }

@@ -354,6 +354,9 @@ pub trait Store: Send + Sync + 'static {
         filter: &ExecutionFilter,
     ) -> StoreResult<Vec<Execution>>;
 
+    /// Deletes finished executions (and their journals) that ended before `before`;
+    /// returns how many went.
+    async fn purge_executions(&self, before: UnixMillis) -> StoreResult<u64>;
     /// Every credential of an integration of a project, each with its configurations.
     async fn list_integration_credentials(
         &self,

@@ -113,16 +113,35 @@ impl WorkflowsService {
         Ok(executions)
     }
 
-    /// Runs schedules every `every` until `shutdown` turns true.
+    /// Deletes executions that ended more than `retention` ago.
+    pub async fn purge_history(&self, retention: Duration) -> ServiceResult<u64> {
+        let before = plugboard_core::now_millis() - retention.as_millis() as i64;
+        let purged = self.store.purge_executions(before).await?;
+        if purged > 0 {
+            tracing::info!(purged, "old executions deleted");
+        }
+        Ok(purged)
+    }
+
+    /// Runs schedules every `every`, and the task-history retention about hourly, until
+    /// `shutdown` turns true.
     pub fn spawn_scheduler(
         self: Arc<Self>,
         every: Duration,
+        retention: Duration,
         mut shutdown: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
+            let mut last_purge: Option<std::time::Instant> = None;
             while !*shutdown.borrow() {
                 if let Err(e) = self.run_schedules_at(plugboard_core::now_millis()).await {
                     tracing::error!(error = %e, "scheduler could not run");
+                }
+                if last_purge.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
+                    last_purge = Some(std::time::Instant::now());
+                    if let Err(e) = self.purge_history(retention).await {
+                        tracing::error!(error = %e, "retention cleanup failed");
+                    }
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
