@@ -227,7 +227,13 @@ impl WorkflowDefinition {
         }
         let mut seen = HashSet::new();
         let mut count = 0;
-        validate_steps("steps", &self.steps, &mut seen, &mut count)?;
+        validate_steps(
+            "steps",
+            &self.steps,
+            &Templates::new(),
+            &mut seen,
+            &mut count,
+        )?;
         if count > MAX_STEPS {
             return Err(invalid("steps", format!("at most {MAX_STEPS} steps")));
         }
@@ -267,12 +273,23 @@ impl WorkflowDefinition {
         }
     }
 
-    /// Every step, depth first, with its path.
+    /// How many steps it has, nested ones included.
     pub fn step_count(&self) -> usize {
-        let mut seen = HashSet::new();
-        let mut count = 0;
-        let _ = validate_steps("steps", &self.steps, &mut seen, &mut count);
-        count
+        fn count(steps: &[Step]) -> usize {
+            steps
+                .iter()
+                .map(|step| {
+                    1 + match &step.action {
+                        Action::Condition {
+                            then, otherwise, ..
+                        } => count(then) + count(otherwise),
+                        Action::Map { steps, .. } => count(steps),
+                        _ => 0,
+                    }
+                })
+                .sum()
+        }
+        count(&self.steps)
     }
 }
 
@@ -296,10 +313,10 @@ fn check_id(field: &str, id: &str) -> Result<(), DefinitionError> {
 fn validate_steps(
     path: &str,
     steps: &[Step],
+    templates: &Templates,
     seen: &mut HashSet<String>,
     count: &mut usize,
 ) -> Result<(), DefinitionError> {
-    let templates = Templates::new();
     for (i, step) in steps.iter().enumerate() {
         *count += 1;
         let here = format!("{path}[{i}]");
@@ -313,7 +330,7 @@ fn validate_steps(
         if step.max_attempts.is_some_and(|n| n == 0 || n > 20) {
             return Err(invalid(format!("{here}.max_attempts"), "1 to 20"));
         }
-        validate_action(&here, &step.action, &templates, seen, count)?;
+        validate_action(&here, &step.action, templates, seen, count)?;
     }
     Ok(())
 }
@@ -350,8 +367,8 @@ fn validate_action(
             otherwise,
         } => {
             check("if", condition)?;
-            validate_steps(&format!("{here}.then"), then, seen, count)?;
-            validate_steps(&format!("{here}.else"), otherwise, seen, count)?;
+            validate_steps(&format!("{here}.then"), then, templates, seen, count)?;
+            validate_steps(&format!("{here}.else"), otherwise, templates, seen, count)?;
         }
         Action::Map {
             items,
@@ -368,7 +385,7 @@ fn validate_action(
             if steps.is_empty() {
                 return Err(invalid(format!("{here}.steps"), "needs at least one step"));
             }
-            validate_steps(&format!("{here}.steps"), steps, seen, count)?;
+            validate_steps(&format!("{here}.steps"), steps, templates, seen, count)?;
         }
         Action::Transform { jq } => {
             Transform::compile(jq).map_err(|e| invalid(format!("{here}.jq"), e))?;

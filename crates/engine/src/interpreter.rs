@@ -310,10 +310,7 @@ impl Run<'_> {
             }
             Action::Map {
                 concurrency, steps, ..
-            } => {
-                self.iterate(step, scope, output, *concurrency, steps, response)
-                    .await
-            }
+            } => self.iterate(step, scope, output, *concurrency, steps).await,
             _ => Ok(Flow::Done(output.clone())),
         }
     }
@@ -470,7 +467,6 @@ impl Run<'_> {
         items: &Value,
         concurrency: usize,
         steps: &[Step],
-        response: &mut Option<(u16, Value)>,
     ) -> Result<Flow, JournalError> {
         let items = items.as_array().cloned().unwrap_or_default();
         let base = scope.key(step);
@@ -494,7 +490,6 @@ impl Run<'_> {
             .buffered(concurrency.max(1))
             .collect()
             .await;
-        let _ = response;
         let mut outputs = Vec::new();
         let mut resume_at: Option<i64> = None;
         for result in results {

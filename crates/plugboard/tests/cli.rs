@@ -486,21 +486,7 @@ async fn connect_through(
     )
     .await
     .assert_status(200);
-    let built = call(
-        client
-            .get(format!("{base}/v2/projects/{pid}/sdk/actions/build-oauth"))
-            .bearer_auth(token)
-            .query(&[("action", "custom.crm"), ("oauthMetaKeyId", "cli")]),
-    )
-    .await;
-    built.assert_status(200);
-    let hop = common::provider::no_redirects()
-        .get(built.body["redirectUrl"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let callback = hop.headers()["location"].to_str().unwrap().to_owned();
-    call(client.get(&callback)).await.assert_status(200);
+    connect_user(base, pid, token).await;
 }
 
 /// `plugboard keys rotate` re-seals credentials and client secrets under a new master key;

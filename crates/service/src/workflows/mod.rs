@@ -391,18 +391,13 @@ impl WorkflowsService {
             .connect
             .disconnect(project, user, integration, selected)
             .await?;
-        let key = match self.integrations.find(project, integration).await? {
-            Some(found) => found.integration.key.to_string(),
-            None => match Uuid::try_parse(integration) {
-                Ok(id) => self
-                    .integrations
-                    .find_by_id(project, id)
-                    .await?
-                    .map(|c| c.integration.key.to_string())
-                    .unwrap_or_default(),
-                Err(_) => String::new(),
-            },
-        };
+        let key = self
+            .connect
+            .find_integration(project, integration)
+            .await?
+            .integration
+            .key
+            .to_string();
         let workflow_ids: Vec<String> = self
             .store
             .list_workflows(project)
