@@ -275,18 +275,11 @@ async fn account(
             .find(auth.project, integration)
             .await?
             .ok_or_else(|| ServiceError::IntegrationNotFound(integration.to_owned()))?;
-        let mine: Vec<_> = connect
-            .credentials(auth.project, &auth.user.user_id)
-            .await?
-            .into_iter()
-            .filter(|c| c.credential.integration_id == configured.integration.id)
-            .collect();
-        let chosen = selected
-            .and_then(|id| mine.iter().find(|c| c.credential.id == id))
-            .or(mine.first())
-            .ok_or_else(|| ServiceError::NotConnected(integration.to_owned()))?;
+        let chosen = connect
+            .chosen_credential(auth.project, &auth.user.user_id, &configured, selected)
+            .await?;
         let mut body = sdk_integration(&configured, &[]);
-        add_credential(&mut body, &auth.user, chosen);
+        add_credential(&mut body, &auth.user, &chosen);
         return Ok(body);
     };
     let full = connect

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use plugboard_connect::catalog::AuthSpec;
 use plugboard_connect::credentials::CredentialSecrets;
 use plugboard_connect::oauth::{OAuthError, TokenSet};
-use plugboard_core::{Credential, CredentialStatus, ProjectId, UserId, now_millis};
+use plugboard_core::{
+    Credential, CredentialStatus, CredentialWithConfigurations, ProjectId, UserId, now_millis,
+};
 use plugboard_store::{CredentialSecretsWrite, StoreError};
 use rand::Rng;
 use uuid::Uuid;
@@ -34,19 +36,38 @@ impl ConnectService {
         selected: Option<Uuid>,
     ) -> ServiceResult<UsableCredential> {
         let configured = self.active_integration(project, integration).await?;
-        let all = of_integration(
-            self.store.list_credentials(project, user).await?,
-            configured.integration.id,
-        );
-        let chosen = selected
-            .and_then(|id| all.iter().find(|c| c.credential.id == id))
-            .or(all.first())
-            .ok_or_else(|| ServiceError::NotConnected(integration.to_owned()))?;
+        let chosen = self
+            .chosen_credential(project, user, &configured, selected)
+            .await?;
         if chosen.credential.status == CredentialStatus::Invalid {
             return Err(ServiceError::CredentialInvalid(integration.to_owned()));
         }
-        self.ensure_fresh(configured, chosen.credential.clone(), false)
+        self.ensure_fresh(configured, chosen.credential, false)
             .await
+    }
+
+    /// The user's credential of `configured`: the selected one when it belongs to this
+    /// integration (a header naming another one is ignored, §E11), else the oldest.
+    pub async fn chosen_credential(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        configured: &ConfiguredIntegration,
+        selected: Option<Uuid>,
+    ) -> ServiceResult<CredentialWithConfigurations> {
+        let mut all = of_integration(
+            self.store.list_credentials(project, user).await?,
+            configured.integration.id,
+        );
+        let index = selected
+            .and_then(|id| all.iter().position(|c| c.credential.id == id))
+            .unwrap_or(0);
+        if index >= all.len() {
+            return Err(ServiceError::NotConnected(
+                configured.integration.key.to_string(),
+            ));
+        }
+        Ok(all.swap_remove(index))
     }
 
     /// `credential` with fresh secrets. `force` refreshes even an unexpired token (the

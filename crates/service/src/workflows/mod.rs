@@ -219,18 +219,9 @@ impl WorkflowsService {
             .find(project, integration)
             .await?
             .ok_or_else(|| ServiceError::IntegrationNotFound(integration.to_owned()))?;
-        let mine: Vec<_> = self
-            .store
-            .list_credentials(project, user)
-            .await?
-            .into_iter()
-            .filter(|c| c.credential.integration_id == configured.integration.id)
-            .collect();
-        let chosen = selected
-            .and_then(|id| mine.iter().find(|c| c.credential.id == id))
-            .or(mine.first())
-            .cloned();
-        chosen.ok_or_else(|| ServiceError::NotConnected(integration.to_owned()))
+        self.connect
+            .chosen_credential(project, user, &configured, selected)
+            .await
     }
 
     /// An app event for a user: one execution per workflow subscribed to `name` that the
