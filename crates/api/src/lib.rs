@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod sdk;
+pub mod task_history;
 pub mod wire;
 pub mod workflows;
 
@@ -92,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .merge(connect::public_router())
         .merge(connections::router())
         .merge(workflows::router())
+        .merge(task_history::router())
         .merge(ops::router())
         // With the SDK's CORS, so that a browser calling a route that does not exist (yet:
         // workflows, events) sees this JSON 404 and not an opaque CORS failure.

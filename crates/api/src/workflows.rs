@@ -509,16 +509,17 @@ fn parse_filter(raw: &str) -> ApiResult<ExecutionFilter> {
                 filter.meta.push((meta_key.to_owned(), value.into_owned()));
             }
             ("userId", _) => {
-                filter.user_id = Some(
-                    UserId::parse(&value).map_err(|e| invalid(format!("userId: {e}")))?,
-                )
+                filter.user_id =
+                    Some(UserId::parse(&value).map_err(|e| invalid(format!("userId: {e}")))?)
             }
             ("workflowId", _) => filter.workflow_id = Some(value.into_owned()),
             ("integration", _) => filter.integration = Some(value.into_owned()),
             ("status", _) => {
-                filter.status = Some(ExecutionStatus::parse(&value).ok_or_else(|| {
-                    invalid(format!("status must be QUEUED, EXECUTING, DELAYED, SUCCEEDED, FAILED or CANCELLED, not `{value}`"))
-                })?)
+                for one in value.split(',') {
+                    filter.statuses.push(ExecutionStatus::parse(one).ok_or_else(|| {
+                        invalid(format!("status must be QUEUED, EXECUTING, DELAYED, SUCCEEDED, FAILED or CANCELLED (or several, comma-separated), not `{one}`"))
+                    })?)
+                }
             }
             ("since", _) => filter.since = Some(parse_time("since", &value)?),
             ("until", _) => filter.until = Some(parse_time("until", &value)?),

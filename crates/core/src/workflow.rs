@@ -115,10 +115,15 @@ pub struct ExecutionFilter {
     pub meta: Vec<(String, String)>,
     pub workflow_id: Option<String>,
     pub integration: Option<String>,
-    pub status: Option<ExecutionStatus>,
+    /// Any of these statuses (all when empty).
+    pub statuses: Vec<ExecutionStatus>,
     pub since: Option<UnixMillis>,
     pub until: Option<UnixMillis>,
-    /// Continue after this `(created_at, id)`.
+    /// Continue after this `(created_at, id)` (in the order asked for).
     pub after: Option<(UnixMillis, Uuid)>,
+    /// Rows skipped before the page (for offset pagination; prefer `after`).
+    pub offset: u32,
+    /// Oldest first instead of newest first.
+    pub oldest_first: bool,
     pub limit: u32,
 }

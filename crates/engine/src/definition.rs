@@ -29,6 +29,10 @@ pub struct WorkflowDefinition {
     /// The integration key it belongs to (`salesforce`, `custom.crm`).
     pub integration: String,
     pub trigger: Trigger,
+    /// Turned on for every user who connects the integration (users can still turn it
+    /// off). An `integration_enabled` workflow so marked runs at the connection.
+    #[serde(default)]
+    pub enabled_by_default: bool,
     /// What each user fills in when enabling it, read as `settings.<key>`.
     #[serde(default)]
     pub settings: Vec<SettingInput>,
@@ -123,6 +127,21 @@ pub enum Action {
         #[serde(default)]
         body: Value,
     },
+}
+
+impl Action {
+    /// The `type` the definition gave the step.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Http(_) => "http",
+            Action::IntegrationRequest(_) => "integration_request",
+            Action::Condition { .. } => "condition",
+            Action::Map { .. } => "map",
+            Action::Transform { .. } => "transform",
+            Action::Delay { .. } => "delay",
+            Action::Respond { .. } => "respond",
+        }
+    }
 }
 
 /// By hand, as `flatten` cannot refuse unknown fields: `id` and `max_attempts` are the

@@ -27,6 +27,13 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 /// First retry delay; doubled each time, with jitter, up to [`MAX_BACKOFF`].
 pub const BASE_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Largest output a step may produce (as JSON); later steps read it, so it is kept whole,
+/// and a larger one fails the step.
+pub const MAX_STEP_OUTPUT_BYTES: usize = 1024 * 1024;
+/// Largest step input kept for the task history; a larger one is kept as a preview.
+pub const MAX_RECORDED_INPUT_BYTES: usize = 64 * 1024;
+/// Header values never written to the task history.
+const REDACTED: &str = "[redacted]";
 
 /// What the journal holds for one step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,21 +42,44 @@ pub enum StepRecord {
     Done {
         output: Value,
         attempts: u32,
+        #[serde(default)]
+        trace: StepTrace,
     },
     /// Failed transiently; the next try is not before `retry_at` (ms since the epoch).
     Retrying {
         attempts: u32,
         retry_at: i64,
         error: String,
+        #[serde(default)]
+        trace: StepTrace,
     },
     /// A `delay` step, over at `until` (ms since the epoch).
-    Waiting {
-        until: i64,
-    },
+    Waiting { until: i64 },
     Failed {
         attempts: u32,
         error: String,
+        #[serde(default)]
+        trace: StepTrace,
     },
+}
+
+/// For the task history: what the step's last attempt was given and when it ran. Not read
+/// back when an execution resumes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepTrace {
+    /// The step's `type`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// Ms since the epoch.
+    #[serde(default)]
+    pub started_at: i64,
+    #[serde(default)]
+    pub ended_at: i64,
+    /// The rendered request of an `http` or `integration_request` step, with credentials
+    /// redacted and at most [`MAX_RECORDED_INPUT_BYTES`] kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -269,8 +299,14 @@ impl Run<'_> {
                 return Ok(Flow::Stop(RunOutcome::Suspended { resume_at: *until }));
             }
             Some(StepRecord::Waiting { .. }) => {
+                let trace = StepTrace {
+                    kind: step.action.kind().to_owned(),
+                    started_at: now,
+                    ended_at: now,
+                    input: None,
+                };
                 return self
-                    .finish(step, scope, &key, Value::Null, 1, response)
+                    .finish(step, scope, &key, Value::Null, 1, trace, response)
                     .await;
             }
             Some(StepRecord::Retrying { retry_at, .. }) if *retry_at > now => {
@@ -325,9 +361,16 @@ impl Run<'_> {
     ) -> Result<Flow, JournalError> {
         let templates = &self.interpreter.templates;
         let context = &scope.context;
+        let mut trace = StepTrace {
+            kind: step.action.kind().to_owned(),
+            started_at: self.effects.now_ms(),
+            ..StepTrace::default()
+        };
         let result: Result<Value, EffectError> = match &step.action {
-            Action::Http(http) => self.call(http, key, context, false).await,
-            Action::IntegrationRequest(http) => self.call(http, key, context, true).await,
+            Action::Http(http) => self.call(http, key, context, false, &mut trace).await,
+            Action::IntegrationRequest(http) => {
+                self.call(http, key, context, true, &mut trace).await
+            }
             Action::Condition { condition, .. } => templates
                 .truthy(condition, context)
                 .map(|yes| json!({ "branch": if yes { "then" } else { "else" } }))
@@ -360,15 +403,17 @@ impl Run<'_> {
                 })
                 .map_err(EffectError::Permanent),
         };
-        match result {
+        trace.ended_at = self.effects.now_ms();
+        match result.and_then(within_output_limit) {
             Ok(output) => {
-                self.finish(step, scope, key, output, attempt, response)
+                self.finish(step, scope, key, output, attempt, trace, response)
                     .await
             }
-            Err(error) => self.failure(step, key, attempt, error).await,
+            Err(error) => self.failure(step, key, attempt, error, trace).await,
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
         step: &Step,
@@ -376,11 +421,13 @@ impl Run<'_> {
         key: &str,
         output: Value,
         attempts: u32,
+        trace: StepTrace,
         response: &mut Option<(u16, Value)>,
     ) -> Result<Flow, JournalError> {
         let record = StepRecord::Done {
             output: output.clone(),
             attempts,
+            trace,
         };
         self.journal.save(key, &record).await?;
         self.after_done(step, scope, &output, response).await
@@ -392,6 +439,7 @@ impl Run<'_> {
         key: &str,
         attempt: u32,
         error: EffectError,
+        trace: StepTrace,
     ) -> Result<Flow, JournalError> {
         let max = step.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
         let (retry_after, message) = match &error {
@@ -403,6 +451,7 @@ impl Run<'_> {
                 let record = StepRecord::Failed {
                     attempts: attempt,
                     error: error.to_string(),
+                    trace,
                 };
                 self.journal.save(key, &record).await?;
                 return Ok(failed(key, &error.to_string()));
@@ -414,6 +463,7 @@ impl Run<'_> {
             attempts: attempt,
             retry_at,
             error: message,
+            trace,
         };
         self.journal.save(key, &record).await?;
         Ok(Flow::Stop(RunOutcome::Suspended {
@@ -427,6 +477,7 @@ impl Run<'_> {
         key: &str,
         context: &Value,
         integration: bool,
+        trace: &mut StepTrace,
     ) -> Result<Value, EffectError> {
         let templates = &self.interpreter.templates;
         let render = |text: &str| {
@@ -451,6 +502,7 @@ impl Run<'_> {
             body,
             idempotency_key: format!("{}:{key}", self.input.execution_id),
         };
+        trace.input = Some(recorded_input(&request));
         let answer = if integration {
             self.effects.integration(request).await?
         } else {
@@ -553,6 +605,70 @@ fn classify(answer: HttpResponse) -> Result<Value, EffectError> {
             truncate(&answer.body.to_string(), 300)
         ))),
     }
+}
+
+/// A step output larger than [`MAX_STEP_OUTPUT_BYTES`] fails the step.
+fn within_output_limit(output: Value) -> Result<Value, EffectError> {
+    let size = output.to_string().len();
+    if size > MAX_STEP_OUTPUT_BYTES {
+        return Err(EffectError::Permanent(format!(
+            "the output is {size} bytes; a step's output is at most {MAX_STEP_OUTPUT_BYTES}"
+        )));
+    }
+    Ok(output)
+}
+
+/// Whether a header's value is a secret by its name (`Authorization`, `X-Api-Key`,
+/// `Cookie`, anything naming a token, secret, password or signature).
+fn is_secret_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "authorization",
+        "cookie",
+        "key",
+        "token",
+        "secret",
+        "password",
+        "signature",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+/// The request as the task history keeps it: secret headers redacted, a large body cut to
+/// a preview.
+fn recorded_input(request: &HttpRequest) -> Value {
+    let headers: Map<String, Value> = request
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let shown = if is_secret_header(name) {
+                REDACTED
+            } else {
+                value
+            };
+            (name.clone(), Value::String(shown.to_owned()))
+        })
+        .collect();
+    let mut input = json!({
+        "method": request.method,
+        "url": request.url,
+        "headers": headers,
+        "idempotencyKey": request.idempotency_key,
+    });
+    if let Some(body) = &request.body {
+        let text = body.to_string();
+        input["body"] = if text.len() > MAX_RECORDED_INPUT_BYTES {
+            json!({
+                "truncated": true,
+                "bytes": text.len(),
+                "preview": truncate(&text, 4096),
+            })
+        } else {
+            body.clone()
+        };
+    }
+    input
 }
 
 fn truncate(text: &str, max: usize) -> String {

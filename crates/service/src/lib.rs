@@ -140,6 +140,8 @@ impl Services {
             worker.clone(),
             settings.signing_key_cache_ttl,
         ));
+        let hooks: Arc<dyn connect::ConnectHooks> = workflows.clone();
+        connect.set_hooks(Arc::downgrade(&hooks));
         Self {
             integrations,
             connect,

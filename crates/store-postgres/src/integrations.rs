@@ -5,7 +5,7 @@
 //! concurrent writer, so no transaction is held across a token refresh.
 
 use plugboard_core::{
-    Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations,
+    Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations, Execution,
     IntegrationKey, ProjectId, ProjectIntegration, UnixMillis, UserId,
 };
 use plugboard_store::{CredentialSecretsWrite, StoreError, StoreResult};
@@ -136,6 +136,7 @@ pub(crate) async fn insert_credential(
     pool: &PgPool,
     c: &Credential,
     default: &CredentialConfiguration,
+    executions: &[Execution],
 ) -> StoreResult<()> {
     if default.credential_id != c.id || !default.is_default {
         return Err(StoreError::Database(
@@ -175,6 +176,7 @@ pub(crate) async fn insert_credential(
         return Err(StoreError::NotFound);
     }
     insert_configuration(&mut tx, default).await?;
+    crate::workflows::insert_executions(&mut tx, executions).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(())
 }
@@ -341,7 +343,9 @@ pub(crate) async fn update_configuration(
     workflow_settings: Option<&Map<String, Value>>,
     shared_settings: Option<&Map<String, Value>>,
     now: UnixMillis,
+    executions: &[Execution],
 ) -> StoreResult<CredentialConfiguration> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
     let row = sqlx::query(concat!(
         "UPDATE credential_configurations SET \
          workflow_settings = COALESCE($1, workflow_settings), \
@@ -357,13 +361,16 @@ pub(crate) async fn update_configuration(
     .bind(configuration_id)
     .bind(credential_id)
     .bind(project.as_uuid())
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(db_err)?;
-    match row {
-        Some(row) => rows::configuration(&row)?.ok_or(StoreError::NotFound),
-        None => Err(StoreError::NotFound),
-    }
+    let updated = match row {
+        Some(row) => rows::configuration(&row)?.ok_or(StoreError::NotFound)?,
+        None => return Err(StoreError::NotFound),
+    };
+    crate::workflows::insert_executions(&mut tx, executions).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(updated)
 }
 
 pub(crate) async fn delete_credential(

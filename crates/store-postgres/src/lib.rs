@@ -510,8 +510,10 @@ impl Store for PostgresStore {
         &self,
         credential: &Credential,
         default_configuration: &CredentialConfiguration,
+        executions: &[Execution],
     ) -> StoreResult<()> {
-        integrations::insert_credential(&self.pool, credential, default_configuration).await
+        integrations::insert_credential(&self.pool, credential, default_configuration, executions)
+            .await
     }
 
     async fn list_credentials(
@@ -565,6 +567,7 @@ impl Store for PostgresStore {
         workflow_settings: Option<Map<String, Value>>,
         shared_settings: Option<Map<String, Value>>,
         now: UnixMillis,
+        executions: &[Execution],
     ) -> StoreResult<CredentialConfiguration> {
         integrations::update_configuration(
             &self.pool,
@@ -574,6 +577,7 @@ impl Store for PostgresStore {
             workflow_settings.as_ref(),
             shared_settings.as_ref(),
             now,
+            executions,
         )
         .await
     }
@@ -742,6 +746,14 @@ impl Store for PostgresStore {
         workflows::list_executions(&self.pool, project, filter).await
     }
 
+    async fn count_executions(
+        &self,
+        project: ProjectId,
+        filter: &ExecutionFilter,
+    ) -> StoreResult<u64> {
+        workflows::count_executions(&self.pool, project, filter).await
+    }
+
     async fn load_step(&self, execution: Uuid, step_key: &str) -> StoreResult<Option<Value>> {
         workflows::load_step(&self.pool, execution, step_key).await
     }
@@ -754,6 +766,10 @@ impl Store for PostgresStore {
         now: UnixMillis,
     ) -> StoreResult<()> {
         workflows::save_step(&self.pool, execution, step_key, record, now).await
+    }
+
+    async fn count_steps(&self, executions: &[Uuid]) -> StoreResult<Vec<(Uuid, u64)>> {
+        workflows::count_steps(&self.pool, executions).await
     }
 
     async fn list_steps(&self, execution: Uuid) -> StoreResult<Vec<(String, Value, UnixMillis)>> {

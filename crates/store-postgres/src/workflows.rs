@@ -166,7 +166,7 @@ pub(crate) async fn enqueue(pool: &PgPool, executions: &[Execution]) -> StoreRes
 }
 
 /// Inserts executions on `conn`; `NotFound` when a user does not exist.
-async fn insert_executions(
+pub(crate) async fn insert_executions(
     conn: &mut sqlx::PgConnection,
     executions: &[Execution],
 ) -> StoreResult<()> {
@@ -349,6 +349,54 @@ pub(crate) async fn list_executions(
         execution_columns!(),
         " FROM executions e JOIN users u ON u.seq = e.user_seq WHERE e.project_id = "
     ));
+    push_conditions(&mut q, project, f);
+    if let Some((at, id)) = f.after {
+        let (before, after) = if f.oldest_first {
+            (" > ", " > ")
+        } else {
+            (" < ", " < ")
+        };
+        q.push(" AND (e.created_at")
+            .push(before)
+            .push_bind(at)
+            .push(" OR (e.created_at = ")
+            .push_bind(at)
+            .push(" AND e.id")
+            .push(after)
+            .push_bind(id)
+            .push("))");
+    }
+    q.push(if f.oldest_first {
+        " ORDER BY e.created_at, e.id LIMIT "
+    } else {
+        " ORDER BY e.created_at DESC, e.id DESC LIMIT "
+    })
+    .push_bind(i64::from(f.limit))
+    .push(" OFFSET ")
+    .push_bind(i64::from(f.offset));
+    let rows = q.build().fetch_all(pool).await.map_err(db_err)?;
+    rows.iter().map(execution_from_row).collect()
+}
+
+pub(crate) async fn count_executions(
+    pool: &PgPool,
+    project: ProjectId,
+    f: &ExecutionFilter,
+) -> StoreResult<u64> {
+    let mut q = QueryBuilder::<Postgres>::new(
+        "SELECT COUNT(*) FROM executions e JOIN users u ON u.seq = e.user_seq WHERE e.project_id = ",
+    );
+    push_conditions(&mut q, project, f);
+    let count: i64 = q
+        .build_query_scalar()
+        .fetch_one(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(count as u64)
+}
+
+/// The filter's conditions (all but the page position), after `e.project_id = `.
+fn push_conditions(q: &mut QueryBuilder<Postgres>, project: ProjectId, f: &ExecutionFilter) {
     q.push_bind(project.as_uuid());
     if let Some(user) = &f.user_id {
         q.push(" AND u.user_id = ")
@@ -370,8 +418,13 @@ pub(crate) async fn list_executions(
         q.push(" AND e.integration = ")
             .push_bind(integration.clone());
     }
-    if let Some(status) = f.status {
-        q.push(" AND e.status = ").push_bind(status.as_str());
+    if !f.statuses.is_empty() {
+        q.push(" AND e.status IN (");
+        let mut list = q.separated(", ");
+        for status in &f.statuses {
+            list.push_bind(status.as_str());
+        }
+        q.push(")");
     }
     if let Some(since) = f.since {
         q.push(" AND e.created_at >= ").push_bind(since);
@@ -379,19 +432,6 @@ pub(crate) async fn list_executions(
     if let Some(until) = f.until {
         q.push(" AND e.created_at < ").push_bind(until);
     }
-    if let Some((at, id)) = f.after {
-        q.push(" AND (e.created_at < ")
-            .push_bind(at)
-            .push(" OR (e.created_at = ")
-            .push_bind(at)
-            .push(" AND e.id < ")
-            .push_bind(id)
-            .push("))");
-    }
-    q.push(" ORDER BY e.created_at DESC, e.id DESC LIMIT ")
-        .push_bind(i64::from(f.limit));
-    let rows = q.build().fetch_all(pool).await.map_err(db_err)?;
-    rows.iter().map(execution_from_row).collect()
 }
 
 pub(crate) async fn load_step(
@@ -433,6 +473,31 @@ pub(crate) async fn save_step(
     .await
     .map_err(db_err)?;
     Ok(())
+}
+
+pub(crate) async fn count_steps(
+    pool: &PgPool,
+    executions: &[Uuid],
+) -> StoreResult<Vec<(Uuid, u64)>> {
+    if executions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = QueryBuilder::<Postgres>::new(
+        "SELECT execution_id, COUNT(*) AS steps FROM execution_steps WHERE execution_id IN (",
+    );
+    let mut ids = q.separated(", ");
+    for id in executions {
+        ids.push_bind(*id);
+    }
+    q.push(") GROUP BY execution_id");
+    let rows = q.build().fetch_all(pool).await.map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            let id: Uuid = row.try_get("execution_id").map_err(db_err)?;
+            let steps: i64 = row.try_get("steps").map_err(db_err)?;
+            Ok((id, steps as u64))
+        })
+        .collect()
 }
 
 pub(crate) async fn list_steps(

@@ -4,7 +4,7 @@
 //! connection, so conditional updates (versions, refresh leases) never race each other.
 
 use plugboard_core::{
-    Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations,
+    Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations, Execution,
     IntegrationKey, ProjectId, ProjectIntegration, UnixMillis, UserId,
 };
 use plugboard_store::{CredentialSecretsWrite, StoreError, StoreResult};
@@ -269,6 +269,7 @@ pub(crate) async fn insert_credential(
     pool: &SqlitePool,
     c: &Credential,
     default: &CredentialConfiguration,
+    executions: &[Execution],
 ) -> StoreResult<()> {
     if default.credential_id != c.id || !default.is_default {
         return Err(StoreError::Database(
@@ -308,6 +309,7 @@ pub(crate) async fn insert_credential(
         return Err(StoreError::NotFound);
     }
     insert_configuration(&mut tx, default).await?;
+    crate::workflows::insert_executions(&mut tx, executions).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(())
 }
@@ -476,7 +478,9 @@ pub(crate) async fn update_configuration(
     workflow_settings: Option<&Map<String, Value>>,
     shared_settings: Option<&Map<String, Value>>,
     now: UnixMillis,
+    executions: &[Execution],
 ) -> StoreResult<CredentialConfiguration> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
     let row = sqlx::query(concat!(
         "UPDATE credential_configurations SET \
          workflow_settings = COALESCE(?, workflow_settings), \
@@ -493,13 +497,16 @@ pub(crate) async fn update_configuration(
     .bind(credential_id.to_string())
     .bind(credential_id.to_string())
     .bind(project.to_string())
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(db_err)?;
-    match row {
-        Some(row) => configuration_from_row(&row)?.ok_or(StoreError::NotFound),
-        None => Err(StoreError::NotFound),
-    }
+    let updated = match row {
+        Some(row) => configuration_from_row(&row)?.ok_or(StoreError::NotFound)?,
+        None => return Err(StoreError::NotFound),
+    };
+    crate::workflows::insert_executions(&mut tx, executions).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(updated)
 }
 
 pub(crate) async fn delete_credential(

@@ -671,8 +671,10 @@ impl Store for SqliteStore {
         &self,
         credential: &Credential,
         default_configuration: &CredentialConfiguration,
+        executions: &[Execution],
     ) -> StoreResult<()> {
-        integrations::insert_credential(&self.writer, credential, default_configuration).await
+        integrations::insert_credential(&self.writer, credential, default_configuration, executions)
+            .await
     }
 
     async fn list_credentials(
@@ -726,6 +728,7 @@ impl Store for SqliteStore {
         workflow_settings: Option<Map<String, Value>>,
         shared_settings: Option<Map<String, Value>>,
         now: UnixMillis,
+        executions: &[Execution],
     ) -> StoreResult<CredentialConfiguration> {
         integrations::update_configuration(
             &self.writer,
@@ -735,6 +738,7 @@ impl Store for SqliteStore {
             workflow_settings.as_ref(),
             shared_settings.as_ref(),
             now,
+            executions,
         )
         .await
     }
@@ -911,6 +915,14 @@ impl Store for SqliteStore {
         workflows::list_executions(&self.reader, project, filter).await
     }
 
+    async fn count_executions(
+        &self,
+        project: ProjectId,
+        filter: &ExecutionFilter,
+    ) -> StoreResult<u64> {
+        workflows::count_executions(&self.reader, project, filter).await
+    }
+
     async fn load_step(&self, execution: Uuid, step_key: &str) -> StoreResult<Option<Value>> {
         workflows::load_step(&self.writer, execution, step_key).await
     }
@@ -923,6 +935,10 @@ impl Store for SqliteStore {
         now: UnixMillis,
     ) -> StoreResult<()> {
         workflows::save_step(&self.writer, execution, step_key, record, now).await
+    }
+
+    async fn count_steps(&self, executions: &[Uuid]) -> StoreResult<Vec<(Uuid, u64)>> {
+        workflows::count_steps(&self.reader, executions).await
     }
 
     async fn list_steps(&self, execution: Uuid) -> StoreResult<Vec<(String, Value, UnixMillis)>> {

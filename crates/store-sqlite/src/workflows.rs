@@ -176,7 +176,7 @@ pub(crate) async fn enqueue(pool: &SqlitePool, executions: &[Execution]) -> Stor
 }
 
 /// Inserts executions on `conn`; `NotFound` when a user does not exist.
-async fn insert_executions(
+pub(crate) async fn insert_executions(
     conn: &mut sqlx::SqliteConnection,
     executions: &[Execution],
 ) -> StoreResult<()> {
@@ -359,6 +359,54 @@ pub(crate) async fn list_executions(
         execution_columns!(),
         " FROM executions e JOIN users u ON u.seq = e.user_seq WHERE e.project_id = "
     ));
+    push_conditions(&mut q, project, f);
+    if let Some((at, id)) = f.after {
+        let (before, after) = if f.oldest_first {
+            (" > ", " > ")
+        } else {
+            (" < ", " < ")
+        };
+        q.push(" AND (e.created_at")
+            .push(before)
+            .push_bind(at)
+            .push(" OR (e.created_at = ")
+            .push_bind(at)
+            .push(" AND e.id")
+            .push(after)
+            .push_bind(id.to_string())
+            .push("))");
+    }
+    q.push(if f.oldest_first {
+        " ORDER BY e.created_at, e.id LIMIT "
+    } else {
+        " ORDER BY e.created_at DESC, e.id DESC LIMIT "
+    })
+    .push_bind(i64::from(f.limit))
+    .push(" OFFSET ")
+    .push_bind(i64::from(f.offset));
+    let rows = q.build().fetch_all(pool).await.map_err(db_err)?;
+    rows.iter().map(execution_from_row).collect()
+}
+
+pub(crate) async fn count_executions(
+    pool: &SqlitePool,
+    project: ProjectId,
+    f: &ExecutionFilter,
+) -> StoreResult<u64> {
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "SELECT COUNT(*) FROM executions e JOIN users u ON u.seq = e.user_seq WHERE e.project_id = ",
+    );
+    push_conditions(&mut q, project, f);
+    let count: i64 = q
+        .build_query_scalar()
+        .fetch_one(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(count as u64)
+}
+
+/// The filter's conditions (all but the page position), after `e.project_id = `.
+fn push_conditions(q: &mut QueryBuilder<Sqlite>, project: ProjectId, f: &ExecutionFilter) {
     q.push_bind(project.to_string());
     if let Some(user) = &f.user_id {
         q.push(" AND u.user_id = ")
@@ -380,8 +428,13 @@ pub(crate) async fn list_executions(
         q.push(" AND e.integration = ")
             .push_bind(integration.clone());
     }
-    if let Some(status) = f.status {
-        q.push(" AND e.status = ").push_bind(status.as_str());
+    if !f.statuses.is_empty() {
+        q.push(" AND e.status IN (");
+        let mut list = q.separated(", ");
+        for status in &f.statuses {
+            list.push_bind(status.as_str());
+        }
+        q.push(")");
     }
     if let Some(since) = f.since {
         q.push(" AND e.created_at >= ").push_bind(since);
@@ -389,19 +442,6 @@ pub(crate) async fn list_executions(
     if let Some(until) = f.until {
         q.push(" AND e.created_at < ").push_bind(until);
     }
-    if let Some((at, id)) = f.after {
-        q.push(" AND (e.created_at < ")
-            .push_bind(at)
-            .push(" OR (e.created_at = ")
-            .push_bind(at)
-            .push(" AND e.id < ")
-            .push_bind(id.to_string())
-            .push("))");
-    }
-    q.push(" ORDER BY e.created_at DESC, e.id DESC LIMIT ")
-        .push_bind(i64::from(f.limit));
-    let rows = q.build().fetch_all(pool).await.map_err(db_err)?;
-    rows.iter().map(execution_from_row).collect()
 }
 
 pub(crate) async fn load_step(
@@ -443,6 +483,32 @@ pub(crate) async fn save_step(
     .await
     .map_err(db_err)?;
     Ok(())
+}
+
+pub(crate) async fn count_steps(
+    pool: &SqlitePool,
+    executions: &[Uuid],
+) -> StoreResult<Vec<(Uuid, u64)>> {
+    if executions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "SELECT execution_id, COUNT(*) AS steps FROM execution_steps WHERE execution_id IN (",
+    );
+    let mut ids = q.separated(", ");
+    for id in executions {
+        ids.push_bind(id.to_string());
+    }
+    q.push(") GROUP BY execution_id");
+    let rows = q.build().fetch_all(pool).await.map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            let id: String = row.try_get("execution_id").map_err(db_err)?;
+            let id = Uuid::try_parse(&id).map_err(corrupt)?;
+            let steps: i64 = row.try_get("steps").map_err(db_err)?;
+            Ok((id, steps as u64))
+        })
+        .collect()
 }
 
 pub(crate) async fn list_steps(

@@ -60,6 +60,7 @@ macro_rules! conformance_tests {
             release_and_cancel,
             executions_filter_by_user_meta_workflow_and_status,
             step_journal_round_trip,
+            connections_enqueue_in_their_transaction,
             concurrent_claims_never_share_an_execution,
             old_finished_executions_are_purged,
         );
@@ -825,7 +826,7 @@ async fn connect(
     store.ensure_user(project, user, T0).await.unwrap();
     let (credential, configuration) = credential(project, user, integration, at);
     store
-        .insert_credential(&credential, &configuration)
+        .insert_credential(&credential, &configuration, &[])
         .await
         .unwrap();
     CredentialWithConfigurations {
@@ -976,19 +977,19 @@ pub async fn credential_is_stored_with_its_default_configuration(store: Arc<dyn 
     // The user must exist; the integration must be one of the project's.
     let (orphan, orphan_cf) = credential(project, &uid("ghost"), slack.id, T0);
     assert!(matches!(
-        store.insert_credential(&orphan, &orphan_cf).await,
+        store.insert_credential(&orphan, &orphan_cf, &[]).await,
         Err(StoreError::NotFound)
     ));
     let other = new_project(&*store, "other").await;
     let foreign = new_integration(&*store, other, "slack").await;
     let (wrong, wrong_cf) = credential(project, &user, foreign.id, T0);
     assert!(matches!(
-        store.insert_credential(&wrong, &wrong_cf).await,
+        store.insert_credential(&wrong, &wrong_cf, &[]).await,
         Err(StoreError::NotFound)
     ));
     let (unknown, unknown_cf) = credential(project, &user, Uuid::new_v4(), T0);
     assert!(matches!(
-        store.insert_credential(&unknown, &unknown_cf).await,
+        store.insert_credential(&unknown, &unknown_cf, &[]).await,
         Err(StoreError::NotFound)
     ));
     assert_eq!(
@@ -1004,7 +1005,7 @@ pub async fn credential_is_stored_with_its_default_configuration(store: Arc<dyn 
         ..dup_cf
     };
     assert!(matches!(
-        store.insert_credential(&dup, &dup_cf).await,
+        store.insert_credential(&dup, &dup_cf, &[]).await,
         Err(StoreError::Conflict(_))
     ));
     let with_external = |user: &UserId| {
@@ -1013,16 +1014,22 @@ pub async fn credential_is_stored_with_its_default_configuration(store: Arc<dyn 
         (c, cf)
     };
     let (first, first_cf) = with_external(&user);
-    store.insert_credential(&first, &first_cf).await.unwrap();
+    store
+        .insert_credential(&first, &first_cf, &[])
+        .await
+        .unwrap();
     let (second, second_cf) = with_external(&user);
     assert!(matches!(
-        store.insert_credential(&second, &second_cf).await,
+        store.insert_credential(&second, &second_cf, &[]).await,
         Err(StoreError::Conflict(_))
     ));
     let other_user = uid("v");
     store.ensure_user(project, &other_user, T0).await.unwrap();
     let (theirs, theirs_cf) = with_external(&other_user);
-    store.insert_credential(&theirs, &theirs_cf).await.unwrap();
+    store
+        .insert_credential(&theirs, &theirs_cf, &[])
+        .await
+        .unwrap();
     let listed = store.list_credentials(project, &user).await.unwrap();
     assert_eq!(
         credential_ids(&listed),
@@ -1039,7 +1046,7 @@ pub async fn one_user_may_connect_several_accounts(store: Arc<dyn Store>) {
     let mut second_pair = credential(project, &user, slack.id, T0 + 2);
     second_pair.0.provider_id = Some("org-2".into());
     store
-        .insert_credential(&second_pair.0, &second_pair.1)
+        .insert_credential(&second_pair.0, &second_pair.1, &[])
         .await
         .unwrap();
     let listed = store.list_credentials(project, &user).await.unwrap();
@@ -1141,7 +1148,8 @@ pub async fn credentials_are_isolated_by_user_and_project(store: Arc<dyn Store>)
                 configuration,
                 Some(object(json!({"x": 1}))),
                 None,
-                T0
+                T0,
+                &[]
             )
             .await,
         Err(StoreError::NotFound)
@@ -1265,6 +1273,7 @@ pub async fn configuration_update_replaces_what_is_given(store: Arc<dyn Store>) 
             Some(workflows.clone()),
             None,
             T0 + 5,
+            &[],
         )
         .await
         .unwrap();
@@ -1278,7 +1287,15 @@ pub async fn configuration_update_replaces_what_is_given(store: Arc<dyn Store>) 
     );
     let shared = object(json!({"channel": "#ops", "nested": {"a": null}}));
     let updated = store
-        .update_configuration(project, id, original.id, None, Some(shared.clone()), T0 + 6)
+        .update_configuration(
+            project,
+            id,
+            original.id,
+            None,
+            Some(shared.clone()),
+            T0 + 6,
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(updated.workflow_settings, workflows);
@@ -1291,6 +1308,7 @@ pub async fn configuration_update_replaces_what_is_given(store: Arc<dyn Store>) 
             Some(Map::new()),
             Some(Map::new()),
             T0 + 7,
+            &[],
         )
         .await
         .unwrap();
@@ -1307,13 +1325,21 @@ pub async fn configuration_update_replaces_what_is_given(store: Arc<dyn Store>) 
     // The configuration must be the named credential's.
     assert!(matches!(
         store
-            .update_configuration(project, other.credential.id, original.id, None, None, T0)
+            .update_configuration(
+                project,
+                other.credential.id,
+                original.id,
+                None,
+                None,
+                T0,
+                &[]
+            )
             .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
         store
-            .update_configuration(project, id, Uuid::new_v4(), None, None, T0)
+            .update_configuration(project, id, Uuid::new_v4(), None, None, T0, &[])
             .await,
         Err(StoreError::NotFound)
     ));
@@ -1350,7 +1376,7 @@ pub async fn delete_credential_removes_its_configurations(store: Arc<dyn Store>)
     );
     assert!(matches!(
         store
-            .update_configuration(project, id, gone.configurations[0].id, None, None, T0)
+            .update_configuration(project, id, gone.configurations[0].id, None, None, T0, &[])
             .await,
         Err(StoreError::NotFound)
     ));
@@ -1366,7 +1392,10 @@ pub async fn delete_credential_removes_its_configurations(store: Arc<dyn Store>)
     );
     // The user may connect again.
     let (again, again_cf) = credential(project, &user, slack.id, T0 + 2);
-    store.insert_credential(&again, &again_cf).await.unwrap();
+    store
+        .insert_credential(&again, &again_cf, &[])
+        .await
+        .unwrap();
     assert_eq!(
         store.list_credentials(project, &user).await.unwrap().len(),
         2
@@ -2217,7 +2246,7 @@ pub async fn executions_filter_by_user_meta_workflow_and_status(store: Arc<dyn S
     .await;
     assert_eq!(window, vec![runs[2].id, runs[1].id]);
     let queued = page(ExecutionFilter {
-        status: Some(ExecutionStatus::Queued),
+        statuses: vec![ExecutionStatus::Queued, ExecutionStatus::Delayed],
         ..Default::default()
     })
     .await;
@@ -2239,6 +2268,38 @@ pub async fn executions_filter_by_user_meta_workflow_and_status(store: Arc<dyn S
     })
     .await;
     assert_eq!(rest, vec![runs[1].id, runs[0].id]);
+
+    let oldest = page(ExecutionFilter {
+        oldest_first: true,
+        offset: 1,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(oldest, vec![runs[1].id, runs[2].id, runs[3].id]);
+    let count = |f: ExecutionFilter| {
+        let store = store.clone();
+        async move { store.count_executions(project, &f).await.unwrap() }
+    };
+    assert_eq!(count(ExecutionFilter::default()).await, 4);
+    let johns = ExecutionFilter {
+        meta: vec![("Email".into(), "john@bookface.com".into())],
+        limit: 1,
+        offset: 1,
+        ..Default::default()
+    };
+    assert_eq!(
+        count(johns).await,
+        3,
+        "the page position does not change the total"
+    );
+    let other = new_project(&*store, "q").await;
+    assert_eq!(
+        store
+            .count_executions(other, &ExecutionFilter::default())
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 pub async fn step_journal_round_trip(store: Arc<dyn Store>) {
@@ -2276,6 +2337,12 @@ pub async fn step_journal_round_trip(store: Arc<dyn Store>) {
         vec![("a", T0 + 2), ("b", T0 + 1)],
         "in first-written order"
     );
+    let never_ran = Uuid::now_v7();
+    assert_eq!(
+        store.count_steps(&[e.id, never_ran]).await.unwrap(),
+        vec![(e.id, 2)]
+    );
+    assert!(store.count_steps(&[]).await.unwrap().is_empty());
     store.delete_user(project, &user).await.unwrap();
     assert!(
         store.list_steps(e.id).await.unwrap().is_empty(),
@@ -2366,4 +2433,73 @@ pub async fn old_finished_executions_are_purged(store: Arc<dyn Store>) {
             .is_some(),
         "unfinished ones stay"
     );
+}
+
+/// Executions started by a connection or a settings change are written with it, or not
+/// at all.
+pub async fn connections_enqueue_in_their_transaction(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let user = uid("u");
+    store.ensure_user(project, &user, T0).await.unwrap();
+    let (connected, configuration) = credential(project, &user, slack.id, T0);
+    let welcome = execution(project, &user, "welcome", T0);
+    store
+        .insert_credential(&connected, &configuration, std::slice::from_ref(&welcome))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get_execution(project, welcome.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let (stranger, stranger_cf) = credential(project, &uid("nobody"), slack.id, T0);
+    let orphan = execution(project, &user, "welcome", T0);
+    assert!(matches!(
+        store
+            .insert_credential(&stranger, &stranger_cf, std::slice::from_ref(&orphan))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.get_execution(project, orphan.id).await.unwrap(), None);
+
+    let enabled = execution(project, &user, "sync", T0);
+    store
+        .update_configuration(
+            project,
+            connected.id,
+            configuration.id,
+            Some(Map::new()),
+            None,
+            T0 + 1,
+            std::slice::from_ref(&enabled),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get_execution(project, enabled.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let lost = execution(project, &user, "sync", T0);
+    assert!(matches!(
+        store
+            .update_configuration(
+                project,
+                connected.id,
+                Uuid::new_v4(),
+                None,
+                None,
+                T0 + 2,
+                std::slice::from_ref(&lost),
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.get_execution(project, lost.id).await.unwrap(), None);
 }

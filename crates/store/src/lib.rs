@@ -166,10 +166,12 @@ pub trait Store: Send + Sync + 'static {
     /// credential's project; `Conflict` when the id, or the user's `external_id`, is taken.
     /// The configuration must be the default one and belong to `credential`
     /// (`Database` otherwise, as that is a caller bug).
+    /// `executions` (those the connection starts) are enqueued in the same transaction.
     async fn insert_credential(
         &self,
         credential: &Credential,
         default_configuration: &CredentialConfiguration,
+        executions: &[Execution],
     ) -> StoreResult<()>;
     /// A user's credentials, oldest first (by `created_at`, then `id`), each with its
     /// configurations (the default first, then oldest first). Read in one round trip, as it
@@ -205,6 +207,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Credential>;
     /// Replaces the settings given (`None` keeps the stored ones) of one configuration of
     /// a credential of `project`; `NotFound` if there is no such configuration.
+    /// `executions` (those the change starts) are enqueued in the same transaction.
     async fn update_configuration(
         &self,
         project: ProjectId,
@@ -213,6 +216,7 @@ pub trait Store: Send + Sync + 'static {
         workflow_settings: Option<Map<String, Value>>,
         shared_settings: Option<Map<String, Value>>,
         now: UnixMillis,
+        executions: &[Execution],
     ) -> StoreResult<CredentialConfiguration>;
     /// Deletes a user's credential and its configurations; returns how many configurations
     /// went. `NotFound` when the user holds no such credential.
@@ -353,6 +357,12 @@ pub trait Store: Send + Sync + 'static {
         project: ProjectId,
         filter: &ExecutionFilter,
     ) -> StoreResult<Vec<Execution>>;
+    /// How many executions match `filter` (its page position and limit aside).
+    async fn count_executions(
+        &self,
+        project: ProjectId,
+        filter: &ExecutionFilter,
+    ) -> StoreResult<u64>;
 
     /// Deletes finished executions (and their journals) that ended before `before`;
     /// returns how many went.
@@ -393,6 +403,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Every step record of an execution, in the order they were first written.
     async fn list_steps(&self, execution: Uuid) -> StoreResult<Vec<(String, Value, UnixMillis)>>;
+    /// How many step records each of these executions has (absent: none).
+    async fn count_steps(&self, executions: &[Uuid]) -> StoreResult<Vec<(Uuid, u64)>>;
 }
 
 /// How a connect attempt ended, as [`Store::finish_connect_session`] records it.

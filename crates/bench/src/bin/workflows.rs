@@ -241,7 +241,9 @@ async fn create_users(
             created_at: now,
             updated_at: now,
         };
-        store.insert_credential(&credential, &configuration).await?;
+        store
+            .insert_credential(&credential, &configuration, &[])
+            .await?;
         users.push(user);
     }
     Ok(users)
@@ -254,7 +256,7 @@ async fn wait_for(
 ) -> anyhow::Result<Vec<plugboard_core::Execution>> {
     loop {
         let filter = ExecutionFilter {
-            status: Some(ExecutionStatus::Succeeded),
+            statuses: vec![ExecutionStatus::Succeeded],
             limit: u32::MAX,
             ..ExecutionFilter::default()
         };
@@ -266,7 +268,7 @@ async fn wait_for(
             .list_executions(
                 project,
                 &ExecutionFilter {
-                    status: Some(ExecutionStatus::Failed),
+                    statuses: vec![ExecutionStatus::Failed],
                     limit: 5,
                     ..ExecutionFilter::default()
                 },

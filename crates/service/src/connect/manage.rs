@@ -7,8 +7,8 @@ use plugboard_connect::catalog::{AccountIdSpec, AuthSpec, HttpMethod};
 use plugboard_connect::credentials::CredentialSecrets;
 use plugboard_connect::oauth::OAuthApp;
 use plugboard_core::{
-    Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations, ProjectId,
-    UserId, now_millis,
+    Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations, Execution,
+    ProjectId, UserId, now_millis,
 };
 use plugboard_store::{CredentialSecretsWrite, StoreError};
 use reqwest::header::AUTHORIZATION;
@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::flow::{account_id_without_request, client_credentials_scopes, identity_values};
-use super::{ConnectError, ConnectService, inputs_of, of_integration};
+use super::{ConnectError, ConnectPlan, ConnectService, inputs_of, of_integration};
 use crate::error::{ServiceError, ServiceResult};
 use crate::integrations::ConfiguredIntegration;
 
@@ -112,18 +112,26 @@ impl ConnectService {
             refreshed_at: tokens.map(|_| now),
             version: 1,
         };
+        let plan = match self.hooks() {
+            Some(hooks) => {
+                hooks
+                    .plan_connection(&credential, configured.integration.key.as_str())
+                    .await?
+            }
+            None => ConnectPlan::default(),
+        };
         let configuration = CredentialConfiguration {
             id: Uuid::new_v4(),
             credential_id: id,
             is_default: true,
-            workflow_settings: Map::new(),
+            workflow_settings: plan.workflow_settings,
             shared_settings: Map::new(),
             external_id: None,
             created_at: now,
             updated_at: now,
         };
         self.store
-            .insert_credential(&credential, &configuration)
+            .insert_credential(&credential, &configuration, &plan.executions)
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => ServiceError::UserNotFound,
@@ -132,6 +140,9 @@ impl ConnectService {
                 ),
                 other => other.into(),
             })?;
+        if let (false, Some(hooks)) = (plan.executions.is_empty(), self.hooks()) {
+            hooks.enqueued();
+        }
         self.credential(project, user, id).await
     }
 
@@ -366,6 +377,20 @@ impl ConnectService {
         configuration_id: Option<Uuid>,
         update: SettingsUpdate,
     ) -> ServiceResult<CredentialWithConfigurations> {
+        self.update_settings_starting(project, user, credential_id, configuration_id, update, &[])
+            .await
+    }
+
+    /// [`Self::update_settings`], enqueueing `executions` in the same transaction.
+    pub(crate) async fn update_settings_starting(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        credential_id: Uuid,
+        configuration_id: Option<Uuid>,
+        update: SettingsUpdate,
+        executions: &[Execution],
+    ) -> ServiceResult<CredentialWithConfigurations> {
         let current = self.credential(project, user, credential_id).await?;
         let configuration = configuration_id
             .and_then(|id| current.configurations.iter().find(|c| c.id == id))
@@ -379,6 +404,7 @@ impl ConnectService {
                 update.workflow_settings,
                 update.shared_settings,
                 now_millis(),
+                executions,
             )
             .await?;
         self.credential(project, user, credential_id).await

@@ -15,7 +15,7 @@ use std::time::Duration;
 use plugboard_connect::credentials::CredentialSecrets;
 use plugboard_connect::oauth::{OAuthError, ProviderClient};
 use plugboard_connect::vault::Vault;
-use plugboard_core::{Credential, CredentialWithConfigurations, ProjectId};
+use plugboard_core::{Credential, CredentialWithConfigurations, Execution, ProjectId};
 use plugboard_store::Store;
 use serde_json::{Map, Value};
 use url::Url;
@@ -139,7 +139,30 @@ pub(crate) fn inputs_of(provider_data: &Map<String, Value>) -> BTreeMap<String, 
         .unwrap_or_default()
 }
 
+/// What a new connection comes with, decided outside this module (by the workflows):
+/// its default configuration's workflow settings and the executions it starts, both
+/// written in the credential's own transaction.
+#[derive(Debug, Default)]
+pub struct ConnectPlan {
+    pub workflow_settings: Map<String, Value>,
+    pub executions: Vec<Execution>,
+}
+
+#[async_trait::async_trait]
+pub trait ConnectHooks: Send + Sync {
+    /// Called before `credential`, of integration `integration`, is stored.
+    async fn plan_connection(
+        &self,
+        credential: &Credential,
+        integration: &str,
+    ) -> ServiceResult<ConnectPlan>;
+    /// Called once executions of a plan are stored.
+    fn enqueued(&self);
+}
+
 pub struct ConnectService {
+    /// Set once at start; weak because the hooks' owner holds this service.
+    hooks: std::sync::OnceLock<std::sync::Weak<dyn ConnectHooks>>,
     store: Arc<dyn Store>,
     integrations: Arc<IntegrationsService>,
     vault: Arc<Vault>,
@@ -157,6 +180,7 @@ impl ConnectService {
         settings: ConnectSettings,
     ) -> Self {
         Self {
+            hooks: std::sync::OnceLock::new(),
             client: ProviderClient::new(settings.provider_timeout),
             state_key: state::StateKey::derive(master_key),
             store,
@@ -168,6 +192,15 @@ impl ConnectService {
 
     pub fn settings(&self) -> &ConnectSettings {
         &self.settings
+    }
+
+    /// Installs the hooks new connections consult (once; later calls are ignored).
+    pub fn set_hooks(&self, hooks: std::sync::Weak<dyn ConnectHooks>) {
+        let _ = self.hooks.set(hooks);
+    }
+
+    fn hooks(&self) -> Option<Arc<dyn ConnectHooks>> {
+        self.hooks.get().and_then(std::sync::Weak::upgrade)
     }
 
     fn seal_secrets(

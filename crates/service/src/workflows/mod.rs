@@ -56,6 +56,60 @@ fn answer_of(execution: &Execution) -> Option<(u16, Value)> {
     }
 }
 
+/// A queued execution of `workflow` for `user` on `credential`.
+fn new_execution(
+    project: ProjectId,
+    user: &UserId,
+    workflow: &WorkflowVersion,
+    credential: Uuid,
+    settings: Value,
+    trigger: Value,
+) -> Execution {
+    let now = now_millis();
+    Execution {
+        id: Uuid::now_v7(),
+        project_id: project,
+        user_id: user.clone(),
+        workflow_id: workflow.workflow_id.clone(),
+        workflow_version: workflow.version,
+        integration: workflow.integration.clone(),
+        credential_id: Some(credential),
+        status: ExecutionStatus::Queued,
+        trigger,
+        settings,
+        output: None,
+        error: None,
+        response: None,
+        runs: 0,
+        next_run_at: now,
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+/// The settings a user starts with: each input's `default`.
+fn default_settings(workflow: &WorkflowVersion) -> Value {
+    let settings: Map<String, Value> = workflow.definition["settings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|input| {
+            let default = input.get("default").filter(|d| !d.is_null())?;
+            Some((input["key"].as_str()?.to_owned(), default.clone()))
+        })
+        .collect();
+    Value::Object(settings)
+}
+
+/// The trigger document of an `integration_enabled` execution.
+fn connected_trigger(integration: &str, credential: Uuid) -> Value {
+    trigger_document(
+        "integration_enabled",
+        json!({ "integration": integration, "credentialId": credential }),
+    )
+}
+
 /// What started an execution, as stored with it.
 fn trigger_document(kind: &str, fields: Value) -> Value {
     let mut doc = json!({ "type": kind });
@@ -185,20 +239,47 @@ impl WorkflowsService {
             .find(|c| c.is_default)
             .ok_or(ServiceError::CredentialNotFound)?;
         let mut settings = default.workflow_settings.clone();
+        let first_time = !settings.contains_key(workflow_id);
         let entry = settings
             .entry(workflow_id.to_owned())
-            .or_insert_with(|| json!({ "settings": {} }));
+            .or_insert_with(|| json!({ "settings": default_settings(&workflow) }));
         if let Value::Object(entry) = entry {
             entry.insert("enabled".into(), Value::Bool(enabled));
         }
+        // An `integration_enabled` workflow turned on after the connection runs then, once.
+        let starts: Vec<Execution> =
+            (enabled && first_time && workflow.trigger_kind == "integration_enabled")
+                .then(|| {
+                    let id = credential.credential.id;
+                    new_execution(
+                        project,
+                        user,
+                        &workflow,
+                        id,
+                        settings[workflow_id]["settings"].clone(),
+                        connected_trigger(&workflow.integration, id),
+                    )
+                })
+                .into_iter()
+                .collect();
         let update = crate::connect::SettingsUpdate {
             workflow_settings: Some(settings),
             shared_settings: None,
         };
         let updated = self
             .connect
-            .update_settings(project, user, credential.credential.id, None, update)
+            .update_settings_starting(
+                project,
+                user,
+                credential.credential.id,
+                None,
+                update,
+                &starts,
+            )
             .await?;
+        if !starts.is_empty() {
+            self.worker.wake();
+        }
         if !enabled {
             self.store
                 .cancel_executions(project, user, &[workflow_id.to_owned()], now_millis())
@@ -333,40 +414,28 @@ impl WorkflowsService {
         let Some((credential, entry)) = enabled else {
             return Ok(None);
         };
-        let now = now_millis();
         let invalid = credential.credential.status == CredentialStatus::Invalid;
-        Ok(Some(Execution {
-            id: Uuid::now_v7(),
-            project_id: project,
-            user_id: user.clone(),
-            workflow_id: workflow.workflow_id.clone(),
-            workflow_version: workflow.version,
-            integration: workflow.integration.clone(),
-            credential_id: Some(credential.credential.id),
-            status: if invalid {
-                ExecutionStatus::Failed
-            } else {
-                ExecutionStatus::Queued
-            },
-            trigger: trigger.clone(),
-            settings: entry
-                .get("settings")
-                .cloned()
-                .unwrap_or(Value::Object(Map::new())),
-            output: None,
-            error: invalid.then(|| {
-                format!(
-                    "credential_invalid: the connection to {} must be reconnected",
-                    workflow.integration
-                )
-            }),
-            response: None,
-            runs: 0,
-            next_run_at: now,
-            created_at: now,
-            started_at: None,
-            finished_at: invalid.then_some(now),
-        }))
+        let settings = entry
+            .get("settings")
+            .cloned()
+            .unwrap_or(Value::Object(Map::new()));
+        let mut execution = new_execution(
+            project,
+            user,
+            workflow,
+            credential.credential.id,
+            settings,
+            trigger.clone(),
+        );
+        if invalid {
+            execution.status = ExecutionStatus::Failed;
+            execution.error = Some(format!(
+                "credential_invalid: the connection to {} must be reconnected",
+                workflow.integration
+            ));
+            execution.finished_at = Some(execution.created_at);
+        }
+        Ok(Some(execution))
     }
 
     /// Disconnects the user from an integration (see [`ConnectService::disconnect`]) and
@@ -415,6 +484,24 @@ impl WorkflowsService {
     ) -> ServiceResult<Vec<Execution>> {
         filter.limit = filter.limit.clamp(1, MAX_PAGE);
         Ok(self.store.list_executions(project, &filter).await?)
+    }
+
+    /// How many executions match `filter` (its page aside).
+    pub async fn count(&self, project: ProjectId, filter: &ExecutionFilter) -> ServiceResult<u64> {
+        Ok(self.store.count_executions(project, filter).await?)
+    }
+
+    /// How many steps each of these executions has run (or is running).
+    pub async fn step_counts(
+        &self,
+        executions: &[Uuid],
+    ) -> ServiceResult<std::collections::HashMap<Uuid, u64>> {
+        Ok(self
+            .store
+            .count_steps(executions)
+            .await?
+            .into_iter()
+            .collect())
     }
 
     /// Runs a finished execution again, as a new execution with the same trigger and
@@ -471,5 +558,43 @@ impl WorkflowsService {
             .ok_or(ServiceError::ExecutionNotFound)?;
         let steps = self.store.list_steps(id).await?;
         Ok((execution, steps))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::connect::ConnectHooks for WorkflowsService {
+    /// A new connection turns on the integration's workflows marked `enabled_by_default`
+    /// and runs those of them started by `integration_enabled`.
+    async fn plan_connection(
+        &self,
+        credential: &plugboard_core::Credential,
+        integration: &str,
+    ) -> ServiceResult<crate::connect::ConnectPlan> {
+        let mut plan = crate::connect::ConnectPlan::default();
+        let current = self.current(credential.project_id).await?;
+        for workflow in current.iter().filter(|w| {
+            w.integration == integration && w.definition["enabled_by_default"] == Value::Bool(true)
+        }) {
+            let settings = default_settings(workflow);
+            plan.workflow_settings.insert(
+                workflow.workflow_id.clone(),
+                json!({ "enabled": true, "settings": settings }),
+            );
+            if workflow.trigger_kind == "integration_enabled" {
+                plan.executions.push(new_execution(
+                    credential.project_id,
+                    &credential.user_id,
+                    workflow,
+                    credential.id,
+                    settings,
+                    connected_trigger(integration, credential.id),
+                ));
+            }
+        }
+        Ok(plan)
+    }
+
+    fn enqueued(&self) {
+        self.worker.wake();
     }
 }
