@@ -286,6 +286,140 @@ backend_tests! {
         assert!(saas.seen.lock().unwrap().is_empty());
     }
 
+    async fn the_paragon_task_history_pages_counts_and_redacts(backend) {
+        let Setup { app, p, provider: _provider, saas: _saas, saas_base } = setup(backend).await;
+        deploy(&app, &p, "sync-contacts", &sync_workflow(&saas_base)).await.assert_status(200);
+        let token = p.token("john");
+        app.send(Method::POST, &format!("/projects/{}/sdk/workflows/sync-contacts", p.id), Some(&token), None)
+            .await
+            .assert_status(200);
+        let started = event(&app, &p, "john", "contact.created", json!({"source": "signup"})).await;
+        let id = started.body["executions"][0].as_str().unwrap().to_owned();
+        app.server.services.worker.drain().await.unwrap();
+        let base = format!("/projects/{}/task-history/workflow-executions", p.id);
+        let key = Some(p.secret_key.as_str());
+
+        let list = app.send(Method::GET, &format!("{base}?userId=john&status=SUCCEEDED"), key, None).await;
+        list.assert_status(200);
+        assert_eq!(list.body["total"], 1);
+        assert_eq!(list.body["nextLink"], Value::Null);
+        let run = &list.body["workflowExecutions"][0];
+        assert_eq!(run["id"], id.as_str());
+        assert_eq!(run["workflowId"], "sync-contacts");
+        assert_eq!(run["taskCount"], 5, "fetch, pick, each and two pushes: {run}");
+        assert!(run["runDuration"].as_i64().unwrap() >= 0);
+        assert!(run["dateEnded"].is_string());
+
+        let detail = app.send(Method::GET, &format!("{base}/{id}"), key, None).await;
+        detail.assert_status(200);
+        let steps = detail.body["stepExecutions"].as_array().unwrap();
+        assert_eq!(steps[0]["stepId"], "fetch");
+        assert_eq!(steps[0]["type"], "integration_request");
+        assert_eq!(steps[0]["status"], "SUCCEEDED");
+        assert_eq!(steps[0]["next"], json!(["pick"]));
+        assert_eq!(steps[1]["prev"], "fetch");
+        assert!(steps[0]["start"].is_string() && steps[0]["end"].is_string());
+        assert!(!detail.text.contains("k_john_123"), "no secret in the history: {}", detail.text);
+
+        let push = app.send(Method::GET, &format!("{base}/{id}/step-executions/each[0].push"), key, None).await;
+        push.assert_status(200);
+        assert_eq!(push.body["isLargeInput"], false);
+        assert_eq!(push.body["input"]["headers"]["Authorization"], "[redacted]");
+        assert_eq!(push.body["input"]["body"]["source"], "signup");
+        assert_eq!(push.body["output"]["status"], 200);
+        let by_uuid = steps[0]["id"].as_str().unwrap();
+        let fetch = app.send(Method::GET, &format!("{base}/{id}/step-executions/{by_uuid}"), key, None).await;
+        assert_eq!(fetch.body["input"]["method"], "GET");
+        app.send(Method::GET, &format!("{base}/{id}/step-executions/nope"), key, None)
+            .await
+            .assert_error(404, "step_not_found");
+        let ours = app.send(Method::GET, &format!("/api/v1/projects/{}/executions/{id}", p.id), key, None).await;
+        assert!(!ours.text.contains("k_john_123"), "{}", ours.text);
+
+        // 101 more runs (left queued): pages of 100 with a nextLink keeping the filters.
+        for _ in 0..101 {
+            event(&app, &p, "john", "contact.created", json!({})).await.assert_status(200);
+        }
+        let first = app.send(Method::GET, &format!("{base}?workflowId=sync-contacts&sortBy=ASC"), key, None).await;
+        assert_eq!(first.body["total"], 102);
+        assert_eq!(first.body["workflowExecutions"].as_array().unwrap().len(), 100);
+        assert_eq!(first.body["workflowExecutions"][0]["id"], id.as_str(), "oldest first");
+        assert_eq!(first.body["workflowExecutions"][1]["status"], "EXECUTING", "queued");
+        let next = first.body["nextLink"].as_str().unwrap();
+        assert!(next.contains("workflowId=sync-contacts") && next.contains("offset=100"), "{next}");
+        let rest = answer(app.client.get(next).bearer_auth(&p.secret_key)).await;
+        assert_eq!(rest.body["workflowExecutions"].as_array().unwrap().len(), 2);
+        assert_eq!(rest.body["nextLink"], Value::Null);
+        let executing = app.send(Method::GET, &format!("{base}?status=EXECUTING"), key, None).await;
+        assert_eq!(executing.body["total"], 101);
+
+        let replayed = app.send(Method::POST, &format!("{base}/{id}/replay"), key, None).await;
+        replayed.assert_status(201);
+        assert_eq!(replayed.body["status"], "EXECUTING");
+        assert_eq!(replayed.body["userId"], "john");
+
+        for bad in ["status=QUEUED", "sortBy=UP", "offset=-1", "beforeDate=yesterday", "limit=5"] {
+            app.send(Method::GET, &format!("{base}?{bad}"), key, None).await.assert_error(400, "invalid_filter");
+        }
+        // A user token is not a secret key; another project's key sees nothing of this one.
+        app.send(Method::GET, &base, Some(&token), None).await.assert_status(401);
+        let other = app.create_project().await;
+        let foreign = app.send(Method::GET, &base, Some(&other.secret_key), None).await;
+        assert!(foreign.status == 401 || foreign.status == 403, "{}", foreign.text);
+        let theirs = app
+            .send(Method::GET, &format!("/projects/{}/task-history/workflow-executions/{id}", other.id), Some(&other.secret_key), None)
+            .await;
+        theirs.assert_error(404, "execution_not_found");
+    }
+
+    async fn integration_enabled_workflows_run_once_per_connection(backend) {
+        let Setup { app, p, provider, saas, saas_base } = setup(backend).await;
+        let welcome = format!(
+            "id: welcome\nname: Welcome\nintegration: custom.crm\nenabled_by_default: true\ntrigger: {{ type: integration_enabled }}\nsettings: [{{ key: greeting, label: Greeting, default: hello }}]\nsteps:\n  - {{ id: hi, type: http, method: POST, url: \"{saas_base}/contacts\", body: {{ say: \"{{{{ settings.greeting }}}}\", user: \"{{{{ user.id }}}}\" }} }}\n"
+        );
+        deploy(&app, &p, "welcome", &welcome).await.assert_status(200);
+        deploy(&app, &p, "sync-contacts", &sync_workflow(&saas_base)).await.assert_status(200);
+
+        // A new connection: the default-on workflow is on and runs once.
+        app.connect_oauth(&p, "jane", "custom.crm", "s2", json!({}), "Jane").await;
+        let me = app.get_me(&p, &p.token("jane")).await;
+        let settings = &me.body["integrations"]["custom.crm"]["workflowSettings"];
+        assert_eq!(settings["welcome"]["enabled"], true, "{settings}");
+        assert_eq!(settings["welcome"]["settings"]["greeting"], "hello");
+        assert!(settings.get("sync-contacts").is_none() || settings["sync-contacts"]["enabled"] != true);
+        let runs = |user: &'static str| {
+            let app = &app;
+            let p = &p;
+            async move {
+                app.send(Method::GET, &format!("/api/v1/projects/{}/executions?userId={user}&workflowId=welcome", p.id), Some(&p.secret_key), None)
+                    .await
+                    .body["data"]
+                    .as_array()
+                    .unwrap()
+                    .clone()
+            }
+        };
+        let jane_runs = runs("jane").await;
+        assert_eq!(jane_runs.len(), 1);
+        assert_eq!(jane_runs[0]["trigger"]["type"], "integration_enabled");
+        app.server.services.worker.drain().await.unwrap();
+        let seen = saas.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].1, json!({"say": "hello", "user": "jane"}));
+
+        // John connected before the deploy: turning it on the first time runs it; again, not.
+        assert!(runs("john").await.is_empty());
+        let path = format!("/projects/{}/sdk/workflows/welcome", p.id);
+        let token = p.token("john");
+        app.send(Method::POST, &path, Some(&token), None).await.assert_status(200);
+        assert_eq!(runs("john").await.len(), 1);
+        app.send(Method::DELETE, &path, Some(&token), None).await.assert_status(200);
+        app.send(Method::POST, &path, Some(&token), None).await.assert_status(200);
+        app.server.services.worker.drain().await.unwrap();
+        assert_eq!(runs("john").await.len(), 1, "once per connection");
+        drop(provider);
+    }
+
     async fn disconnecting_cancels_pending_runs(backend) {
         let Setup { app, p, saas, saas_base, .. } = setup(backend).await;
         deploy(&app, &p, "sync-contacts", &sync_workflow(&saas_base)).await.assert_status(200);
