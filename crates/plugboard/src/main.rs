@@ -51,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         command: ProjectCommand,
     },
+    /// Manage workflows.
+    Workflows {
+        #[command(subcommand)]
+        command: WorkflowsCommand,
+    },
     /// Master key maintenance.
     Keys {
         #[command(subcommand)]
@@ -87,6 +92,22 @@ enum KeysCommand {
     /// Re-encrypt every stored secret under the current `master_key`. Set the new key as
     /// `master_key` and the old one in `previous_master_keys` first; run again at will.
     Rotate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorkflowsCommand {
+    /// Deploy every workflow file (`*.yaml`, `*.yml`, `*.json`) of a directory, each as a
+    /// new version. All files are checked first: if one is invalid, none is deployed.
+    Deploy {
+        dir: PathBuf,
+        #[arg(long)]
+        project: String,
+        /// Check the files without deploying them.
+        #[arg(long)]
+        check: bool,
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -185,6 +206,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load_config(config.as_deref());
             create_project(&config, &name, public_key.as_deref(), key_out).await
         }
+        Command::Workflows {
+            command:
+                WorkflowsCommand::Deploy {
+                    dir,
+                    project,
+                    check,
+                    config,
+                },
+        } => {
+            let config = load_config(config.as_deref());
+            let project =
+                ProjectId::parse(&project).context("--project must be a project id (UUID)")?;
+            deploy_workflows(&config, project, &dir, check).await
+        }
         Command::Keys {
             command: KeysCommand::Rotate { config },
         } => {
@@ -279,6 +314,86 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// The workflow files of `dir`, sorted by name.
+fn workflow_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        let workflow = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"));
+        if workflow && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no *.yaml, *.yml or *.json file in {}",
+        dir.display()
+    );
+    Ok(files)
+}
+
+async fn deploy_workflows(
+    config: &Config,
+    project: ProjectId,
+    dir: &Path,
+    check_only: bool,
+) -> anyhow::Result<()> {
+    let store = open_store(&config.database_url)
+        .await
+        .context("cannot open the database")?;
+    let services = Services::new(store, service_settings(config));
+    services.projects.get(project).await?;
+    let mut sources = Vec::new();
+    let mut problems = Vec::new();
+    for file in workflow_files(dir)? {
+        let source = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        match services.workflows.validate(project, &source, None).await {
+            Ok(definition) => sources.push((file, source, definition.id)),
+            Err(e) => problems.push(format!("{}: {e}", file.display())),
+        }
+    }
+    anyhow::ensure!(
+        problems.is_empty(),
+        "nothing deployed; {} invalid file(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    let mut seen = std::collections::HashMap::new();
+    for (file, _, id) in &sources {
+        if let Some(first) = seen.insert(id.clone(), file.clone()) {
+            anyhow::bail!(
+                "nothing deployed; {} and {} both define workflow `{id}`",
+                first.display(),
+                file.display()
+            );
+        }
+    }
+    let mut deployed = Vec::new();
+    for (file, source, id) in sources {
+        let version = if check_only {
+            None
+        } else {
+            Some(
+                services
+                    .workflows
+                    .deploy(project, &source, None)
+                    .await?
+                    .version,
+            )
+        };
+        deployed.push(serde_json::json!({
+            "file": file.display().to_string(), "workflowId": id, "version": version,
+        }));
+    }
+    println!("{}", serde_json::to_string_pretty(&deployed)?);
+    Ok(())
 }
 
 async fn create_project(

@@ -725,62 +725,17 @@ async fn a_killed_worker_loses_no_execution_and_repeats_no_side_effect() {
 
     let provider = common::provider::FakeProvider::start().await;
     let client = http_client();
-    let users: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
-    // An api-free integration would do, but users need a credential to enable a
-    // workflow: connect each through the OAuth round trip.
-    for user in &users {
-        let token = run_ok(&mut plugboard(
-            dir.path(),
-            &[
-                "token",
-                "--project",
-                &pid,
-                "--user",
-                user,
-                "--key",
-                key_path.to_str().unwrap(),
-            ],
-        ))
-        .trim()
-        .to_owned();
-        if user == "u0" {
-            connect_through(&base, &pid, &secret, &token, &provider).await;
-        } else {
-            connect_user(&base, &pid, &token).await;
-        }
-    }
-    let workflow = format!(
-        "id: hook\nname: Hook\nintegration: custom.crm\ntrigger: {{ type: event, event: go }}\nsteps:\n  - {{ id: one, type: http, method: POST, url: \"{hook}\", body: {{ step: 1 }} }}\n  - {{ id: two, type: http, method: POST, url: \"{hook}\", body: {{ step: 2 }} }}\n  - {{ id: three, type: http, method: POST, url: \"{hook}\", body: {{ step: 3 }} }}\n"
-    );
-    call(
-        client
-            .put(format!("{base}/api/v1/projects/{pid}/workflows/hook"))
-            .bearer_auth(&secret)
-            .body(workflow),
+    let accepted = hook_workload(
+        &base,
+        &pid,
+        &secret,
+        &key_path,
+        dir.path(),
+        &hook,
+        &provider,
+        40,
     )
-    .await
-    .assert_status(200);
-    let mut accepted = Vec::new();
-    for user in &users {
-        call(
-            client
-                .post(format!(
-                    "{base}/api/v1/projects/{pid}/users/{user}/workflows/hook"
-                ))
-                .bearer_auth(&secret),
-        )
-        .await
-        .assert_status(200);
-        let sent = call(
-            client
-                .post(format!("{base}/api/v1/projects/{pid}/events"))
-                .bearer_auth(&secret)
-                .json(&json!({"userId": user, "name": "go"})),
-        )
-        .await;
-        sent.assert_status(202);
-        accepted.push(sent.body["executions"][0].as_str().unwrap().to_owned());
-    }
+    .await;
     // Let some side effects happen, then kill the process without warning.
     let deadline = Instant::now() + Duration::from_secs(30);
     while seen.lock().unwrap().len() < 10 {
@@ -844,6 +799,80 @@ async fn a_killed_worker_loses_no_execution_and_repeats_no_side_effect() {
     assert!(node.terminate(Duration::from_secs(10)).await.success());
 }
 
+/// Connects `users` users of the project to `custom.crm` (configured on `provider`),
+/// deploys `hook` (three `http` steps POSTing to `hook`, started by event `go`), enables it
+/// for each and sends each one event. Returns the accepted executions' ids.
+#[allow(clippy::too_many_arguments)]
+async fn hook_workload(
+    base: &str,
+    pid: &str,
+    secret: &str,
+    key_path: &Path,
+    dir: &Path,
+    hook: &str,
+    provider: &common::provider::FakeProvider,
+    users: usize,
+) -> Vec<String> {
+    let client = http_client();
+    let names: Vec<String> = (0..users).map(|i| format!("u{i}")).collect();
+    // An api-free integration would do, but users need a credential to enable a
+    // workflow: connect each through the OAuth round trip.
+    for user in &names {
+        let token = run_ok(&mut plugboard(
+            dir,
+            &[
+                "token",
+                "--project",
+                pid,
+                "--user",
+                user,
+                "--key",
+                key_path.to_str().unwrap(),
+            ],
+        ))
+        .trim()
+        .to_owned();
+        if user == "u0" {
+            connect_through(base, pid, secret, &token, provider).await;
+        } else {
+            connect_user(base, pid, &token).await;
+        }
+    }
+    let workflow = format!(
+        "id: hook\nname: Hook\nintegration: custom.crm\ntrigger: {{ type: event, event: go }}\nsteps:\n  - {{ id: one, type: http, method: POST, url: \"{hook}\", body: {{ step: 1 }} }}\n  - {{ id: two, type: http, method: POST, url: \"{hook}\", body: {{ step: 2 }} }}\n  - {{ id: three, type: http, method: POST, url: \"{hook}\", body: {{ step: 3 }} }}\n"
+    );
+    call(
+        client
+            .put(format!("{base}/api/v1/projects/{pid}/workflows/hook"))
+            .bearer_auth(secret)
+            .body(workflow),
+    )
+    .await
+    .assert_status(200);
+    let mut accepted = Vec::new();
+    for user in &names {
+        call(
+            client
+                .post(format!(
+                    "{base}/api/v1/projects/{pid}/users/{user}/workflows/hook"
+                ))
+                .bearer_auth(secret),
+        )
+        .await
+        .assert_status(200);
+        let sent = call(
+            client
+                .post(format!("{base}/api/v1/projects/{pid}/events"))
+                .bearer_auth(secret)
+                .json(&json!({"userId": user, "name": "go"})),
+        )
+        .await;
+        sent.assert_status(202);
+        accepted.push(sent.body["executions"][0].as_str().unwrap().to_owned());
+    }
+    accepted
+}
+
 /// Connects the token's user to the already configured `custom.crm`.
 async fn connect_user(base: &str, pid: &str, token: &str) {
     let client = http_client();
@@ -862,4 +891,269 @@ async fn connect_user(base: &str, pid: &str, token: &str) {
         .unwrap();
     let callback = hop.headers()["location"].to_str().unwrap().to_owned();
     call(client.get(&callback)).await.assert_status(200);
+}
+
+/// `plugboard workflows deploy DIR` checks every file before deploying any, names the file,
+/// field and reason of what is wrong, and deploys each valid file as a new version that
+/// the running server serves.
+#[tokio::test]
+async fn workflows_deploy_checks_every_file_then_deploys_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = Backend::Sqlite.fresh_store(dir.path()).await.0;
+    let created: Value = serde_json::from_str(&run_ok(
+        plugboard(dir.path(), &["project", "create", "--name", "deploy"])
+            .env("PLUGBOARD_DATABASE_URL", &database_url),
+    ))
+    .unwrap();
+    let pid = created["projectId"].as_str().unwrap().to_owned();
+    let secret = created["secretKey"].as_str().unwrap().to_owned();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut serve = plugboard(dir.path(), &["serve"]);
+    serve
+        .env("PLUGBOARD_DATABASE_URL", &database_url)
+        .env("PLUGBOARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PLUGBOARD_PUBLIC_URL", &base)
+        .env("PLUGBOARD_MASTER_KEY", master_key());
+    let mut node = Running::spawn(serve, dir.path().join("serve.log"));
+    wait_until_healthy(&base, &mut node).await;
+    let client = http_client();
+    call(
+        client
+            .put(format!("{base}/api/v1/projects/{pid}/integrations/custom.crm"))
+            .bearer_auth(&secret)
+            .json(&json!({ "definition": {
+                "name": "CRM", "brand_color": "#000000", "category": "crm",
+                "api_base_url": "https://crm.example.com/api",
+                "auth": { "type": "api_key", "header": "X-Key", "inputs": [{ "key": "key", "label": "Key" }] },
+                "account_id": { "request": { "path": "/me", "field": "id" } }
+            }})),
+    )
+    .await
+    .assert_status(200);
+
+    let workflows = dir.path().join("workflows");
+    std::fs::create_dir(&workflows).unwrap();
+    let file = |name: &str, id: &str, extra: &str| {
+        std::fs::write(
+            workflows.join(name),
+            format!("id: {id}\nname: {id}\nintegration: custom.crm\ntrigger: {{ type: event, event: go }}\nsteps:\n  - {{ id: a, type: transform, jq: '.trigger'{extra} }}\n"),
+        )
+        .unwrap();
+    };
+    file("a-sync.yaml", "sync", "");
+    file("b-notify.yml", "notify", "");
+    file("c-broken.yaml", "broken", ", max_attempts: 0");
+    std::fs::write(workflows.join("README.md"), "not a workflow").unwrap();
+    let deploy = |args: &[&str]| {
+        let mut all = vec![
+            "workflows",
+            "deploy",
+            workflows.to_str().unwrap(),
+            "--project",
+            &pid,
+        ];
+        all.extend_from_slice(args);
+        let mut command = plugboard(dir.path(), &all);
+        command.env("PLUGBOARD_DATABASE_URL", &database_url);
+        command
+    };
+    let refused = deploy(&[]).output().unwrap();
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        why.contains("c-broken.yaml") && why.contains("max_attempts"),
+        "names the file and the field: {why}"
+    );
+    let listed = |client: &reqwest::Client| {
+        client
+            .get(format!("{base}/api/v1/projects/{pid}/workflows"))
+            .bearer_auth(&secret)
+    };
+    assert_eq!(
+        call(listed(&client)).await.body["data"],
+        json!([]),
+        "nothing deployed"
+    );
+
+    file("c-broken.yaml", "broken", "");
+    let checked: Value = serde_json::from_str(&run_ok(&mut deploy(&["--check"]))).unwrap();
+    assert_eq!(checked.as_array().unwrap().len(), 3);
+    assert_eq!(
+        call(listed(&client)).await.body["data"],
+        json!([]),
+        "--check deploys nothing"
+    );
+    let deployed: Value = serde_json::from_str(&run_ok(&mut deploy(&[]))).unwrap();
+    let versions: Vec<(&str, i64)> = deployed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["workflowId"].as_str().unwrap(),
+                d["version"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(versions, vec![("sync", 1), ("notify", 1), ("broken", 1)]);
+    let again: Value = serde_json::from_str(&run_ok(&mut deploy(&[]))).unwrap();
+    assert_eq!(again[0]["version"], 2, "every deploy is a new version");
+    let served = call(listed(&client)).await;
+    assert_eq!(
+        served.body["data"].as_array().unwrap().len(),
+        3,
+        "{}",
+        served.text
+    );
+}
+
+/// An `api` node and two `worker` nodes on one PostgreSQL: every step of every execution
+/// reaches the upstream exactly once, never while another worker runs the same step, and
+/// both workers take part.
+#[tokio::test]
+async fn two_worker_processes_never_run_the_same_step_at_once() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    struct Upstream {
+        in_flight: HashMap<String, u32>,
+        calls: HashMap<String, u32>,
+        overlaps: Vec<String>,
+    }
+    let upstream: Arc<Mutex<Upstream>> = Arc::default();
+    let state = upstream.clone();
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let state = state.clone();
+            async move {
+                let key = headers["idempotency-key"].to_str().unwrap().to_owned();
+                {
+                    let mut s = state.lock().unwrap();
+                    let running = s.in_flight.entry(key.clone()).or_default();
+                    *running += 1;
+                    if *running > 1 {
+                        s.overlaps.push(key.clone());
+                    }
+                    *s.calls.entry(key.clone()).or_default() += 1;
+                }
+                // Slow, so a run outlasts a worker's start-up and a second runner of the
+                // same step would overlap.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                *state.lock().unwrap().in_flight.get_mut(&key).unwrap() -= 1;
+                "{}"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = Backend::Postgres.fresh_store(dir.path()).await.0;
+    let key_path = dir.path().join("key.pem");
+    let created: Value = serde_json::from_str(&run_ok(
+        plugboard(
+            dir.path(),
+            &[
+                "project",
+                "create",
+                "--name",
+                "workers",
+                "--key-out",
+                key_path.to_str().unwrap(),
+            ],
+        )
+        .env("PLUGBOARD_DATABASE_URL", &database_url),
+    ))
+    .unwrap();
+    let pid = created["projectId"].as_str().unwrap().to_owned();
+    let secret = created["secretKey"].as_str().unwrap().to_owned();
+    let key = master_key();
+    let api_port = free_port();
+    let base = format!("http://127.0.0.1:{api_port}");
+    let node = |role: &str, port: u16| {
+        let mut serve = plugboard(dir.path(), &["serve", "--role", role]);
+        serve
+            .env("PLUGBOARD_DATABASE_URL", &database_url)
+            .env("PLUGBOARD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("PLUGBOARD_PUBLIC_URL", &base)
+            .env("PLUGBOARD_MASTER_KEY", &key)
+            .env("PLUGBOARD_ALLOW_LOOPBACK_PROVIDERS", "true")
+            .env("PLUGBOARD_WORKFLOWS__ALLOW_PRIVATE_ADDRESSES", "true")
+            .env("PLUGBOARD_WORKFLOWS__LEASE_SECS", "5")
+            .env("RUST_LOG", "info,plugboard_service::workflows=debug");
+        serve
+    };
+    let mut api = Running::spawn(node("api", api_port), dir.path().join("api.log"));
+    wait_until_healthy(&base, &mut api).await;
+    let provider = common::provider::FakeProvider::start().await;
+    // Workers start after the events are in, so that both find work waiting.
+    let accepted = hook_workload(
+        &base,
+        &pid,
+        &secret,
+        &key_path,
+        dir.path(),
+        &hook,
+        &provider,
+        60,
+    )
+    .await;
+    let ports = [free_port(), free_port()];
+    let mut workers: Vec<Running> = (0..2)
+        .map(|i| {
+            Running::spawn(
+                node("worker", ports[i]),
+                dir.path().join(format!("worker{i}.log")),
+            )
+        })
+        .collect();
+    for (worker, port) in workers.iter_mut().zip(ports) {
+        wait_until_healthy(&format!("http://127.0.0.1:{port}"), worker).await;
+    }
+
+    let client = http_client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = call(
+            client
+                .get(format!(
+                    "{base}/api/v1/projects/{pid}/executions?status=SUCCEEDED&limit=100"
+                ))
+                .bearer_auth(&secret),
+        )
+        .await;
+        if done.body["data"].as_array().unwrap().len() == accepted.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all executions finished:\n{}",
+            workers[0].stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let upstream = upstream.lock().unwrap();
+    assert!(
+        upstream.overlaps.is_empty(),
+        "steps ran twice at once: {:?}",
+        upstream.overlaps
+    );
+    assert_eq!(upstream.calls.len(), accepted.len() * 3);
+    assert!(
+        upstream.calls.values().all(|&n| n == 1),
+        "with no crash, each step ran once"
+    );
+    for worker in &mut workers {
+        assert!(worker.terminate(Duration::from_secs(10)).await.success());
+        let ran = worker.stderr().matches("execution ran").count();
+        assert!(ran > 0, "each worker ran executions:\n{}", worker.stderr());
+    }
+    assert!(
+        api.stderr().matches("execution ran").count() == 0,
+        "the api node runs none"
+    );
 }

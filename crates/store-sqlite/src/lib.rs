@@ -27,6 +27,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 
 mod connect;
+mod group;
 mod integrations;
 mod workflows;
 
@@ -43,6 +44,7 @@ macro_rules! user_columns {
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
+    group: group::GroupWriter,
 }
 
 impl SqliteStore {
@@ -66,8 +68,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             .pragma("temp_store", "memory");
+        // A file on this machine does not go stale: no ping before each use.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(db_err)?;
@@ -77,10 +81,15 @@ impl SqliteStore {
             .map_err(|e| StoreError::Database(e.to_string()))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await
             .map_err(db_err)?;
-        Ok(Self { reader, writer })
+        Ok(Self {
+            reader,
+            group: group::GroupWriter::start(writer.clone()),
+            writer,
+        })
     }
 
     /// The query plan SQLite picks for a `meta.<key>=<value>` search (for tests and benches).
@@ -881,7 +890,13 @@ impl Store for SqliteStore {
         holder: &str,
         lease_until: UnixMillis,
     ) -> StoreResult<bool> {
-        workflows::extend_lease(&self.writer, id, holder, lease_until).await
+        self.group
+            .write(group::Write::ExtendLease {
+                id,
+                holder: holder.to_owned(),
+                until: lease_until,
+            })
+            .await
     }
 
     async fn release_execution(
@@ -890,7 +905,13 @@ impl Store for SqliteStore {
         holder: &str,
         update: &ExecutionUpdate,
     ) -> StoreResult<bool> {
-        workflows::release(&self.writer, id, holder, update).await
+        self.group
+            .write(group::Write::Release {
+                id,
+                holder: holder.to_owned(),
+                update: update.clone(),
+            })
+            .await
     }
 
     async fn cancel_executions(
@@ -934,7 +955,15 @@ impl Store for SqliteStore {
         record: &Value,
         now: UnixMillis,
     ) -> StoreResult<()> {
-        workflows::save_step(&self.writer, execution, step_key, record, now).await
+        self.group
+            .write(group::Write::SaveStep {
+                execution,
+                key: step_key.to_owned(),
+                record: record.clone(),
+                now,
+            })
+            .await
+            .map(|_| ())
     }
 
     async fn count_steps(&self, executions: &[Uuid]) -> StoreResult<Vec<(Uuid, u64)>> {

@@ -258,7 +258,7 @@ pub(crate) async fn claim(
 }
 
 pub(crate) async fn extend_lease(
-    pool: &SqlitePool,
+    conn: &mut sqlx::SqliteConnection,
     id: Uuid,
     holder: &str,
     lease_until: UnixMillis,
@@ -270,14 +270,14 @@ pub(crate) async fn extend_lease(
     .bind(lease_until)
     .bind(id.to_string())
     .bind(holder)
-    .execute(pool)
+    .execute(conn)
     .await
     .map_err(db_err)?;
     Ok(done.rows_affected() == 1)
 }
 
 pub(crate) async fn release(
-    pool: &SqlitePool,
+    conn: &mut sqlx::SqliteConnection,
     id: Uuid,
     holder: &str,
     u: &ExecutionUpdate,
@@ -295,7 +295,7 @@ pub(crate) async fn release(
     .bind(u.finished_at)
     .bind(id.to_string())
     .bind(holder)
-    .execute(pool)
+    .execute(conn)
     .await
     .map_err(db_err)?;
     Ok(done.rows_affected() == 1)
@@ -463,7 +463,7 @@ pub(crate) async fn load_step(
 }
 
 pub(crate) async fn save_step(
-    pool: &SqlitePool,
+    conn: &mut sqlx::SqliteConnection,
     execution: Uuid,
     key: &str,
     record: &Value,
@@ -479,7 +479,7 @@ pub(crate) async fn save_step(
     .bind(key)
     .bind(record.to_string())
     .bind(now)
-    .execute(pool)
+    .execute(conn)
     .await
     .map_err(db_err)?;
     Ok(())

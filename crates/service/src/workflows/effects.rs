@@ -31,9 +31,19 @@ pub struct StoreJournal {
 }
 
 impl StoreJournal {
-    pub async fn open(store: Arc<dyn Store>, execution: Uuid) -> Result<Self, ServiceError> {
+    /// `first_claim`: no worker held the execution before, so it has no records to read.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        execution: Uuid,
+        first_claim: bool,
+    ) -> Result<Self, ServiceError> {
         let mut known = HashMap::new();
-        for (key, record, _) in store.list_steps(execution).await? {
+        let records = if first_claim {
+            Vec::new()
+        } else {
+            store.list_steps(execution).await?
+        };
+        for (key, record, _) in records {
             let record = serde_json::from_value(record)
                 .map_err(|e| ServiceError::Internal(format!("step `{key}`: {e}")))?;
             known.insert(key, record);

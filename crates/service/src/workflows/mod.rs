@@ -149,14 +149,14 @@ impl WorkflowsService {
         Ok(list)
     }
 
-    /// Deploys a workflow file (YAML or JSON) as a new version. `expected_id`, when given,
-    /// must be the file's `id`.
-    pub async fn deploy(
+    /// Checks a workflow file (YAML or JSON) as a deploy would, storing nothing.
+    /// `expected_id`, when given, must be the file's `id`.
+    pub async fn validate(
         &self,
         project: ProjectId,
         source: &str,
         expected_id: Option<&str>,
-    ) -> ServiceResult<WorkflowVersion> {
+    ) -> ServiceResult<WorkflowDefinition> {
         if source.len() > MAX_DEFINITION_BYTES {
             return Err(ServiceError::InvalidInput(format!(
                 "a workflow file is at most {MAX_DEFINITION_BYTES} bytes"
@@ -181,6 +181,17 @@ impl WorkflowsService {
                 definition.integration
             )));
         }
+        Ok(definition)
+    }
+
+    /// Deploys a workflow file (YAML or JSON) as a new version, once [`Self::validate`]d.
+    pub async fn deploy(
+        &self,
+        project: ProjectId,
+        source: &str,
+        expected_id: Option<&str>,
+    ) -> ServiceResult<WorkflowVersion> {
+        let definition = self.validate(project, source, expected_id).await?;
         let (kind, event) = match &definition.trigger {
             Trigger::Event { event } => ("event", Some(event.clone())),
             Trigger::Request { .. } => ("request", None),

@@ -161,6 +161,7 @@ impl Worker {
             }
         };
         heartbeat.abort();
+        tracing::debug!(execution = %execution.id, status = update.status.as_str(), holder = %self.holder, "execution ran");
         match self
             .store
             .release_execution(execution.id, &self.holder, &update)
@@ -209,7 +210,9 @@ impl Worker {
             settings: execution.settings.clone(),
             env: json!({}),
         };
-        let journal = StoreJournal::open(self.store.clone(), execution.id).await?;
+        // A claim counts in `runs`: 1 means no worker ran it before.
+        let journal =
+            StoreJournal::open(self.store.clone(), execution.id, execution.runs == 1).await?;
         let effects = WorkerEffects {
             http: self.http.clone(),
             connect: self.connect.clone(),
