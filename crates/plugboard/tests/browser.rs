@@ -580,3 +580,157 @@ async fn expired_tokens_and_suspended_users_are_signed_out() {
     assert_eq!(app.meta_of(&p, "mallory").await, json!({"plan": "free"}));
     browser.close().await;
 }
+
+/// The SaaS's own API, as a workflow calls it: records each request's `Authorization`
+/// header and body.
+async fn saas_api() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+) {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let record = seen.clone();
+    let router = axum::Router::new().route(
+        "/notes",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+                let record = record.clone();
+                async move {
+                    let auth = headers["authorization"].to_str().unwrap_or("").to_owned();
+                    record.lock().unwrap().push((auth, body));
+                    axum::Json(json!({"saved": true}))
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (base, seen)
+}
+
+async fn deploy_workflow(app: &TestApp, p: &Project, id: &str, source: String) {
+    let path = format!("/api/v1/projects/{}/workflows/{id}", p.id);
+    let deployed = answer(
+        app.client
+            .put(app.url(&path))
+            .bearer_auth(&p.secret_key)
+            .header("content-type", "application/yaml")
+            .body(source),
+    )
+    .await;
+    deployed.assert_status(200);
+}
+
+/// Whether `workflow` is on for john, as the server holds it.
+async fn enabled_on_server(app: &TestApp, p: &Project, workflow: &str) -> bool {
+    let me = app.get_me(p, &p.token("john")).await;
+    me.body["integrations"][INTEGRATION]["workflowSettings"][workflow]["enabled"] == true
+}
+
+/// enableWorkflow, disableWorkflow, updateWorkflowState, event and workflow from the SDK,
+/// against workflows deployed on the server: switches land on the server, the app event
+/// runs the enabled workflow (calling the SaaS with the user's API key from metadata, and
+/// visible in the task history by the user's email), the request trigger answers at once.
+#[tokio::test]
+async fn workflows_are_switched_and_started_from_the_sdk() {
+    let mut config = test_config();
+    config.workflows.worker = true;
+    let app = TestApp::spawn_with(Backend::Sqlite, config).await;
+    let p = app.create_project().await;
+    let provider = FakeProvider::with_consent_page().await;
+    provider
+        .configure(&app, &p, "crm", provider.oauth_definition())
+        .await;
+    let (saas, seen) = saas_api().await;
+    deploy_workflow(&app, &p, "notify", format!(
+        "id: notify\nname: Notify the app\nintegration: {INTEGRATION}\ntrigger: {{ type: event, event: Contact Created }}\nsteps:\n  - {{ id: save, type: http, method: POST, url: \"{saas}/notes\", headers: {{ Authorization: \"Bearer {{{{ user.meta.apiKey }}}}\" }}, body: {{ contact: \"{{{{ trigger.payload.id }}}}\" }} }}\n"
+    )).await;
+    deploy_workflow(&app, &p, "quote", format!(
+        "id: quote\nname: Quote\nintegration: {INTEGRATION}\ntrigger: {{ type: request, timeout_ms: 20000 }}\nsteps:\n  - {{ id: me, type: integration_request, path: /me }}\n  - {{ id: answer, type: respond, status: 200, body: {{ account: \"{{{{ steps.me.output.body.name }}}}\", asked: \"{{{{ trigger.body.q }}}}\" }} }}\n"
+    )).await;
+
+    let mut browser = Browser::launch(&app, "workflows").await;
+    let metadata = json!({"email": "john@bookface.com", "apiKey": "k_john_42"});
+    browser
+        .ok(
+            "authenticate",
+            json!([p.id, p.token("john"), {"metadata": metadata}]),
+        )
+        .await;
+    install_through_polling(&mut browser, &app, &p).await;
+
+    let on = browser.ok("enableWorkflow", json!(["notify"])).await;
+    assert_eq!(request(&on, "POST", "/sdk/workflows/notify")["status"], 200);
+    assert!(enabled_on_server(&app, &p, "notify").await);
+    let user = browser.user().await;
+    assert_eq!(
+        user["integrations"][INTEGRATION]["workflowSettings"]["notify"]["enabled"],
+        true
+    );
+    let off = browser.ok("disableWorkflow", json!(["notify"])).await;
+    assert_eq!(
+        request(&off, "DELETE", "/sdk/workflows/notify")["status"],
+        200
+    );
+    assert!(!enabled_on_server(&app, &p, "notify").await);
+
+    let both = browser
+        .ok(
+            "updateWorkflowState",
+            json!([{"notify": true, "quote": true}]),
+        )
+        .await;
+    assert_eq!(both["value"]["errors"], json!([]), "{both}");
+    assert!(enabled_on_server(&app, &p, "notify").await);
+    assert!(enabled_on_server(&app, &p, "quote").await);
+
+    let sent = browser
+        .ok("event", json!(["Contact Created", {"id": "c-7"}]))
+        .await;
+    let trigger = request(&sent, "POST", "/sdk/events/trigger");
+    assert_eq!(trigger["status"], 200);
+    let execution = trigger["body"]["executions"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.server.services.worker.drain().await.unwrap();
+    let history = app
+        .send(
+            reqwest::Method::GET,
+            &format!(
+                "/api/v1/projects/{}/executions?meta.Email=john@bookface.com&workflowId=notify",
+                p.id
+            ),
+            Some(&p.secret_key),
+            None,
+        )
+        .await;
+    assert_eq!(
+        history.body["data"][0]["id"],
+        execution.as_str(),
+        "{}",
+        history.text
+    );
+    assert_eq!(
+        history.body["data"][0]["status"], "SUCCEEDED",
+        "{}",
+        history.text
+    );
+    assert_eq!(
+        seen.lock().unwrap().clone(),
+        vec![("Bearer k_john_42".to_owned(), json!({"contact": "c-7"}))],
+        "the SaaS was called once, with the user's API key"
+    );
+
+    let quoted = browser
+        .ok("workflow", json!(["quote", {"body": {"q": "price"}}]))
+        .await;
+    assert_eq!(
+        quoted["value"],
+        json!({"account": "Ada Lovelace", "asked": "price"}),
+        "{quoted}"
+    );
+    browser.screenshot("after-workflows").await;
+    browser.close().await;
+}

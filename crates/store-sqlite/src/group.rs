@@ -6,7 +6,9 @@
 //! transaction is being written go together into the next one. Every caller still waits
 //! for its own write to be committed, so "stored before the next step starts" holds.
 
-use plugboard_core::{ExecutionUpdate, UnixMillis};
+use std::collections::HashSet;
+
+use plugboard_core::{Execution, ExecutionUpdate, UnixMillis};
 use plugboard_store::{StoreError, StoreResult};
 use serde_json::Value;
 use sqlx::{SqliteConnection, SqlitePool};
@@ -21,6 +23,8 @@ const MAX_BATCH: usize = 256;
 const QUEUE: usize = 4096;
 
 pub(crate) enum Write {
+    /// All or none: a missing user fails the whole write.
+    Enqueue(Vec<Execution>),
     SaveStep {
         execution: Uuid,
         key: String,
@@ -40,19 +44,31 @@ pub(crate) enum Write {
 }
 
 impl Write {
-    /// Applies the write; `true` when it changed a row it had to (a lease still held).
+    /// One statement is atomic without a transaction of its own.
+    fn is_one_statement(&self) -> bool {
+        !matches!(self, Write::Enqueue(executions) if executions.len() > 1)
+    }
+
+    /// Applies the write alone; `true` when it changed a row it had to (a lease still held).
     async fn apply(&self, conn: &mut SqliteConnection) -> StoreResult<bool> {
         match self {
+            Write::Enqueue(executions) => {
+                let rows: Vec<&Execution> = executions.iter().collect();
+                workflows::insert_executions(conn, &rows)
+                    .await
+                    .map(|()| true)
+            }
             Write::SaveStep {
                 execution,
                 key,
                 record,
                 now,
-            } => workflows::save_step(conn, *execution, key, record, *now)
+            } => workflows::save_steps(conn, &[(*execution, key, record, *now)])
                 .await
                 .map(|()| true),
             Write::Release { id, holder, update } => {
-                workflows::release(conn, *id, holder, update).await
+                let released = workflows::release_many(conn, &[(*id, holder, update)]).await?;
+                Ok(released.contains(id))
             }
             Write::ExtendLease { id, holder, until } => {
                 workflows::extend_lease(conn, *id, holder, *until).await
@@ -105,32 +121,111 @@ async fn run(writer: SqlitePool, mut receiver: mpsc::Receiver<Pending>) {
     }
 }
 
-/// The whole batch in one transaction; any failure rolls all of it back.
+/// The whole batch in one transaction, each kind of write as few multi-row statements;
+/// any failure rolls all of it back.
 async fn write_together(
     writer: &SqlitePool,
     batch: &[Pending],
 ) -> StoreResult<Vec<StoreResult<bool>>> {
-    let mut conn = writer.acquire().await.map_err(db_err)?;
-    if batch.len() == 1 {
-        return Ok(vec![batch[0].write.apply(&mut conn).await]);
+    if let [one] = batch {
+        return Ok(vec![write_one(writer, &one.write).await]);
     }
-    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db_err)?;
-    let mut results = Vec::with_capacity(batch.len());
+    let mut executions = Vec::new();
+    let mut steps = Vec::new();
+    let mut releases = Vec::new();
     for pending in batch {
-        results.push(Ok(pending.write.apply(&mut tx).await?));
+        match &pending.write {
+            Write::Enqueue(new) => executions.extend(new.iter()),
+            Write::SaveStep {
+                execution,
+                key,
+                record,
+                now,
+            } => steps.push((*execution, key.as_str(), record, *now)),
+            Write::Release { id, holder, update } => releases.push((*id, holder.as_str(), update)),
+            Write::ExtendLease { .. } => {}
+        }
     }
+    let mut tx = writer.begin().await.map_err(db_err)?;
+    workflows::insert_executions(&mut tx, &executions).await?;
+    workflows::save_steps(&mut tx, &steps).await?;
+    let mut extended = Vec::new();
+    for pending in batch {
+        if let Write::ExtendLease { id, holder, until } = &pending.write {
+            extended.push(workflows::extend_lease(&mut tx, *id, holder, *until).await?);
+        }
+    }
+    let released: HashSet<Uuid> = workflows::release_many(&mut tx, &releases)
+        .await?
+        .into_iter()
+        .collect();
     tx.commit().await.map_err(db_err)?;
-    Ok(results)
+    let mut extended = extended.into_iter();
+    Ok(batch
+        .iter()
+        .map(|pending| {
+            Ok(match &pending.write {
+                Write::Enqueue(_) | Write::SaveStep { .. } => true,
+                Write::Release { id, .. } => released.contains(id),
+                Write::ExtendLease { .. } => extended.next().unwrap_or(false),
+            })
+        })
+        .collect())
 }
 
+/// Each write in its own transaction.
 async fn write_alone(writer: &SqlitePool, batch: &[Pending]) -> Vec<StoreResult<bool>> {
     let mut results = Vec::with_capacity(batch.len());
     for pending in batch {
-        let result = match writer.acquire().await {
-            Ok(mut conn) => pending.write.apply(&mut conn).await,
-            Err(e) => Err(db_err(e)),
-        };
-        results.push(result);
+        results.push(write_one(writer, &pending.write).await);
     }
     results
+}
+
+async fn write_one(writer: &SqlitePool, write: &Write) -> StoreResult<bool> {
+    if write.is_one_statement() {
+        let mut conn = writer.acquire().await.map_err(db_err)?;
+        return write.apply(&mut conn).await;
+    }
+    let mut tx = writer.begin().await.map_err(db_err)?;
+    let written = write.apply(&mut tx).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(write: Write) -> (Pending, oneshot::Receiver<StoreResult<bool>>) {
+        let (done, answer) = oneshot::channel();
+        (Pending { write, done }, answer)
+    }
+
+    /// A refused write (a step of no execution breaks the foreign key) rolls its batch
+    /// back, and the batch is written again one by one: the others land.
+    #[tokio::test]
+    async fn one_refused_write_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::SqliteStore::open(&dir.path().join("group.db"))
+            .await
+            .unwrap();
+        let no_execution = Uuid::now_v7();
+        let (bad, _) = pending(Write::SaveStep {
+            execution: no_execution,
+            key: "a".into(),
+            record: serde_json::json!({}),
+            now: 1,
+        });
+        let (good, _) = pending(Write::ExtendLease {
+            id: no_execution,
+            holder: "w".into(),
+            until: 2,
+        });
+        let batch = [bad, good];
+        assert!(write_together(&store.writer, &batch).await.is_err());
+        let results = write_alone(&store.writer, &batch).await;
+        assert!(results[0].is_err());
+        assert!(matches!(results[1], Ok(false)), "{:?}", results[1]);
+    }
 }

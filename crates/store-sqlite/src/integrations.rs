@@ -309,7 +309,7 @@ pub(crate) async fn insert_credential(
         return Err(StoreError::NotFound);
     }
     insert_configuration(&mut tx, default).await?;
-    crate::workflows::insert_executions(&mut tx, executions).await?;
+    crate::workflows::insert_executions(&mut tx, &executions.iter().collect::<Vec<_>>()).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(())
 }
@@ -504,7 +504,7 @@ pub(crate) async fn update_configuration(
         Some(row) => configuration_from_row(&row)?.ok_or(StoreError::NotFound)?,
         None => return Err(StoreError::NotFound),
     };
-    crate::workflows::insert_executions(&mut tx, executions).await?;
+    crate::workflows::insert_executions(&mut tx, &executions.iter().collect::<Vec<_>>()).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(updated)
 }

@@ -862,7 +862,13 @@ impl Store for SqliteStore {
     }
 
     async fn enqueue_executions(&self, executions: &[Execution]) -> StoreResult<()> {
-        workflows::enqueue(&self.writer, executions).await
+        if executions.is_empty() {
+            return Ok(());
+        }
+        self.group
+            .write(group::Write::Enqueue(executions.to_vec()))
+            .await
+            .map(|_| ())
     }
 
     async fn claim_executions(

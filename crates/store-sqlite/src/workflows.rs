@@ -168,44 +168,43 @@ pub(crate) async fn get(
     row.as_ref().map(workflow_from_row).transpose()
 }
 
-pub(crate) async fn enqueue(pool: &SqlitePool, executions: &[Execution]) -> StoreResult<()> {
-    let mut tx = pool.begin().await.map_err(db_err)?;
-    insert_executions(&mut tx, executions).await?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(())
-}
+/// Rows per multi-row statement (SQLite allows 32,766 bound values).
+const ROWS_PER_STATEMENT: usize = 100;
 
-/// Inserts executions on `conn`; `NotFound` when a user does not exist.
+/// Inserts executions on `conn`, many rows per statement; `NotFound` when a user does not
+/// exist (then some rows may be written: callers run it in a transaction).
 pub(crate) async fn insert_executions(
     conn: &mut sqlx::SqliteConnection,
-    executions: &[Execution],
+    executions: &[&Execution],
 ) -> StoreResult<()> {
-    for e in executions {
-        let inserted = sqlx::query(
+    for chunk in executions.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO executions (id, project_id, user_seq, workflow_id, workflow_version, \
              integration, credential_id, status, trigger, settings, output, error, response, \
              runs, next_run_at, created_at, started_at, finished_at) \
-             SELECT ?, u.project_id, u.seq, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, 0, ?, ?, NULL, ? \
-             FROM users u WHERE u.project_id = ? AND u.user_id = ?",
-        )
-        .bind(e.id.to_string())
-        .bind(&e.workflow_id)
-        .bind(e.workflow_version)
-        .bind(&e.integration)
-        .bind(e.credential_id.map(|c| c.to_string()))
-        .bind(e.status.as_str())
-        .bind(e.trigger.to_string())
-        .bind(e.settings.to_string())
-        .bind(e.error.as_deref())
-        .bind(e.next_run_at)
-        .bind(e.created_at)
-        .bind(e.finished_at)
-        .bind(e.project_id.to_string())
-        .bind(e.user_id.as_str())
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
-        if inserted.rows_affected() == 0 {
+             SELECT v.column1, u.project_id, u.seq, v.column2, v.column3, v.column4, v.column5, \
+             v.column6, v.column7, v.column8, NULL, v.column9, NULL, 0, v.column10, v.column11, \
+             NULL, v.column12 FROM (",
+        );
+        q.push_values(chunk, |mut row, e| {
+            row.push_bind(e.id.to_string())
+                .push_bind(e.workflow_id.clone())
+                .push_bind(e.workflow_version)
+                .push_bind(e.integration.clone())
+                .push_bind(e.credential_id.map(|c| c.to_string()))
+                .push_bind(e.status.as_str())
+                .push_bind(e.trigger.to_string())
+                .push_bind(e.settings.to_string())
+                .push_bind(e.error.clone())
+                .push_bind(e.next_run_at)
+                .push_bind(e.created_at)
+                .push_bind(e.finished_at)
+                .push_bind(e.project_id.to_string())
+                .push_bind(e.user_id.as_str().to_owned());
+        });
+        q.push(") v JOIN users u ON u.project_id = v.column13 AND u.user_id = v.column14");
+        let inserted = q.build().execute(&mut *conn).await.map_err(db_err)?;
+        if inserted.rows_affected() != chunk.len() as u64 {
             return Err(StoreError::NotFound);
         }
     }
@@ -276,29 +275,43 @@ pub(crate) async fn extend_lease(
     Ok(done.rows_affected() == 1)
 }
 
-pub(crate) async fn release(
+/// Releases executions still held by their holders; returns those released.
+pub(crate) async fn release_many(
     conn: &mut sqlx::SqliteConnection,
-    id: Uuid,
-    holder: &str,
-    u: &ExecutionUpdate,
-) -> StoreResult<bool> {
-    let done = sqlx::query(
-        "UPDATE executions SET status = ?, next_run_at = ?, output = ?, error = ?, \
-         response = COALESCE(?, response), finished_at = ?, lease_holder = NULL, \
-         lease_until = NULL WHERE id = ? AND lease_holder = ? AND status = 'EXECUTING'",
-    )
-    .bind(u.status.as_str())
-    .bind(u.next_run_at)
-    .bind(u.output.as_ref().map(Value::to_string))
-    .bind(u.error.as_deref())
-    .bind(u.response.as_ref().map(Value::to_string))
-    .bind(u.finished_at)
-    .bind(id.to_string())
-    .bind(holder)
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(done.rows_affected() == 1)
+    releases: &[(Uuid, &str, &ExecutionUpdate)],
+) -> StoreResult<Vec<Uuid>> {
+    let mut released = Vec::with_capacity(releases.len());
+    for chunk in releases.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "UPDATE executions SET status = v.column3, next_run_at = v.column4, \
+             output = v.column5, error = v.column6, \
+             response = COALESCE(v.column7, executions.response), finished_at = v.column8, \
+             lease_holder = NULL, lease_until = NULL FROM (",
+        );
+        q.push_values(chunk, |mut row, (id, holder, u)| {
+            row.push_bind(id.to_string())
+                .push_bind(holder.to_string())
+                .push_bind(u.status.as_str())
+                .push_bind(u.next_run_at)
+                .push_bind(u.output.as_ref().map(Value::to_string))
+                .push_bind(u.error.clone())
+                .push_bind(u.response.as_ref().map(Value::to_string))
+                .push_bind(u.finished_at);
+        });
+        q.push(
+            ") v WHERE executions.id = v.column1 AND executions.lease_holder = v.column2 \
+             AND executions.status = 'EXECUTING' RETURNING executions.id",
+        );
+        let ids: Vec<String> = q
+            .build_query_scalar()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        for id in ids {
+            released.push(Uuid::try_parse(&id).map_err(corrupt)?);
+        }
+    }
+    Ok(released)
 }
 
 pub(crate) async fn cancel(
@@ -462,26 +475,32 @@ pub(crate) async fn load_step(
         .map_err(corrupt)
 }
 
-pub(crate) async fn save_step(
+/// Saves step records, many rows per statement.
+pub(crate) async fn save_steps(
     conn: &mut sqlx::SqliteConnection,
-    execution: Uuid,
-    key: &str,
-    record: &Value,
-    now: UnixMillis,
+    records: &[(Uuid, &str, &Value, UnixMillis)],
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO execution_steps (execution_id, step_key, record, seq, updated_at) \
-         VALUES (?1, ?2, ?3, (SELECT COUNT(*) FROM execution_steps WHERE execution_id = ?1), ?4) \
-         ON CONFLICT (execution_id, step_key) DO UPDATE SET record = excluded.record, \
-         updated_at = excluded.updated_at",
-    )
-    .bind(execution.to_string())
-    .bind(key)
-    .bind(record.to_string())
-    .bind(now)
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO execution_steps (execution_id, step_key, record, seq, updated_at) ",
+        );
+        // `seq` orders an execution's steps by first write; steps of one execution saved
+        // in one statement ran concurrently (a map), so any order among them is right.
+        q.push_values(chunk, |mut row, (execution, key, record, now)| {
+            row.push_bind(execution.to_string())
+                .push_bind(key.to_string())
+                .push_bind(record.to_string())
+                .push("(SELECT COUNT(*) FROM execution_steps s WHERE s.execution_id = ")
+                .push_bind_unseparated(execution.to_string())
+                .push_unseparated(")")
+                .push_bind(*now);
+        });
+        q.push(
+            " ON CONFLICT (execution_id, step_key) DO UPDATE SET record = excluded.record, \
+             updated_at = excluded.updated_at",
+        );
+        q.build().execute(&mut *conn).await.map_err(db_err)?;
+    }
     Ok(())
 }
 
@@ -585,7 +604,7 @@ pub(crate) async fn record_tick(
     if inserted.rows_affected() == 0 {
         return Ok(false);
     }
-    insert_executions(&mut tx, executions).await?;
+    insert_executions(&mut tx, &executions.iter().collect::<Vec<_>>()).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(true)
 }

@@ -61,6 +61,7 @@ macro_rules! conformance_tests {
             executions_filter_by_user_meta_workflow_and_status,
             step_journal_round_trip,
             connections_enqueue_in_their_transaction,
+            concurrent_worker_writes_are_each_kept_or_refused,
             concurrent_claims_never_share_an_execution,
             old_finished_executions_are_purged,
         );
@@ -2502,4 +2503,72 @@ pub async fn connections_enqueue_in_their_transaction(store: Arc<dyn Store>) {
         Err(StoreError::NotFound)
     ));
     assert_eq!(store.get_execution(project, lost.id).await.unwrap(), None);
+}
+
+/// Many writes at once (as many executions' steps and releases are): each lands, and one
+/// refused write (an execution of an unknown user) fails alone.
+pub async fn concurrent_worker_writes_are_each_kept_or_refused(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let user = uid("u");
+    store.ensure_user(project, &user, T0).await.unwrap();
+    let runs: Vec<Execution> = (0..40)
+        .map(|i| execution(project, &user, "wf", T0 + i))
+        .collect();
+    store.enqueue_executions(&runs).await.unwrap();
+    let claimed = store
+        .claim_executions("w", T0 + 100, T0 + 60_000, 40, 100)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 40);
+    let mut writes = tokio::task::JoinSet::new();
+    for (i, run) in runs.iter().enumerate() {
+        let store = store.clone();
+        let id = run.id;
+        writes.spawn(async move {
+            for step in ["a", "b", "c"] {
+                store
+                    .save_step(id, step, &json!({"step": step, "i": i}), T0 + 200)
+                    .await
+                    .unwrap();
+            }
+            // Half are released by their holder, half by a stranger (refused).
+            let holder = if i % 2 == 0 { "w" } else { "someone-else" };
+            store
+                .release_execution(id, holder, &done(ExecutionStatus::Succeeded, T0 + 300))
+                .await
+                .unwrap()
+        });
+    }
+    let stranger = execution(project, &uid("nobody"), "wf", T0);
+    let refused = store.clone();
+    let orphan = tokio::spawn(async move {
+        refused
+            .enqueue_executions(std::slice::from_ref(&stranger))
+            .await
+    });
+    let mut released = 0;
+    while let Some(result) = writes.join_next().await {
+        released += usize::from(result.unwrap());
+    }
+    assert_eq!(released, 20);
+    assert!(matches!(orphan.await.unwrap(), Err(StoreError::NotFound)));
+    for (i, run) in runs.iter().enumerate() {
+        let steps = store.list_steps(run.id).await.unwrap();
+        assert_eq!(
+            steps.iter().map(|(k, _, _)| k.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        let status = store
+            .get_execution(project, run.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status;
+        let expected = if i % 2 == 0 {
+            ExecutionStatus::Succeeded
+        } else {
+            ExecutionStatus::Executing
+        };
+        assert_eq!(status, expected);
+    }
 }
