@@ -49,6 +49,7 @@ pub fn router() -> Router<AppState> {
             post(admin_enable).delete(admin_disable),
         )
         .route(&format!("{project}/events"), post(admin_event))
+        .route(&format!("{project}/env"), get(get_env).put(put_env))
         .route(&format!("{project}/executions"), get(list_executions))
         .route(
             &format!("{project}/executions/{{executionId}}"),
@@ -621,4 +622,63 @@ pub async fn replay_execution(
         .map_err(|_| plugboard_service::ServiceError::ExecutionNotFound)?;
     let replay = state.services.workflows.replay(auth.project, id).await?;
     Ok((StatusCode::CREATED, Json(replay.into())))
+}
+
+/// A project environment variable as shown: its name and a preview of its value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnvVariableView {
+    pub name: String,
+    /// `…` and the value's last 4 characters (only `…` for values under 12 characters).
+    pub preview: String,
+}
+
+fn env_view(
+    entries: Vec<plugboard_service::workflows::env::EnvEntry>,
+) -> ListView<EnvVariableView> {
+    ListView {
+        data: entries
+            .into_iter()
+            .map(|e| EnvVariableView {
+                name: e.name,
+                preview: e.preview,
+            })
+            .collect(),
+    }
+}
+
+/// The project's environment variables (`env.NAME` in workflow templates), values hidden.
+#[utoipa::path(
+    get, path = "/api/v1/projects/{projectId}/env", tag = "workflows",
+    params(("projectId" = String, Path)),
+    responses((status = 200, body = ListView<EnvVariableView>)),
+    security(("secretKey" = []))
+)]
+pub async fn get_env(
+    State(state): State<AppState>,
+    auth: ProjectAdmin,
+) -> ApiResult<Json<ListView<EnvVariableView>>> {
+    Ok(Json(env_view(
+        state.services.env.describe(auth.project).await?,
+    )))
+}
+
+/// Replaces all the project's environment variables: `{"NAME": "value", …}` (names of
+/// A-Z, 0-9 and `_`; string values). Sealed at rest; never shown again.
+#[utoipa::path(
+    put, path = "/api/v1/projects/{projectId}/env", tag = "workflows",
+    params(("projectId" = String, Path)),
+    request_body(content = Object, description = "`{NAME: value}`"),
+    responses(
+        (status = 200, body = ListView<EnvVariableView>),
+        (status = 422, description = "`invalid_input`: a name or value", body = ErrorBody),
+    ),
+    security(("secretKey" = []))
+)]
+pub async fn put_env(
+    State(state): State<AppState>,
+    auth: ProjectAdmin,
+    JsonBody(variables): JsonBody<serde_json::Map<String, Value>>,
+) -> ApiResult<Json<ListView<EnvVariableView>>> {
+    let entries = state.services.env.replace(auth.project, variables).await?;
+    Ok(Json(env_view(entries)))
 }

@@ -97,4 +97,6 @@ pub enum SealedColumn {
     CredentialSecrets,
     /// `project_integrations.oauth_client_secret_sealed`.
     IntegrationClientSecret,
+    /// `project_env.sealed`.
+    ProjectEnv,
 }

@@ -165,6 +165,9 @@ pub struct ExecutionInput {
     pub trigger: Value,
     pub settings: Value,
     pub env: Value,
+    /// Values never written to the journal's traces and errors (the project's
+    /// environment variables); replaced by `[redacted]` wherever they appear.
+    pub secrets: Vec<String>,
 }
 
 pub struct Interpreter {
@@ -441,6 +444,18 @@ impl Run<'_> {
         error: EffectError,
         trace: StepTrace,
     ) -> Result<Flow, JournalError> {
+        let error = match error {
+            EffectError::Transient {
+                message,
+                retry_after,
+            } => EffectError::Transient {
+                message: scrub(&message, &self.input.secrets),
+                retry_after,
+            },
+            EffectError::Permanent(message) => {
+                EffectError::Permanent(scrub(&message, &self.input.secrets))
+            }
+        };
         let max = step.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
         let (retry_after, message) = match &error {
             EffectError::Transient {
@@ -502,7 +517,7 @@ impl Run<'_> {
             body,
             idempotency_key: format!("{}:{key}", self.input.execution_id),
         };
-        trace.input = Some(recorded_input(&request));
+        trace.input = Some(scrub_value(recorded_input(&request), &self.input.secrets));
         let answer = if integration {
             self.effects.integration(request).await?
         } else {
@@ -604,6 +619,35 @@ fn classify(answer: HttpResponse) -> Result<Value, EffectError> {
             "HTTP {status}: {}",
             truncate(&answer.body.to_string(), 300)
         ))),
+    }
+}
+
+/// `text` with every secret replaced by `[redacted]`.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|secret| !secret.is_empty())
+        .fold(text.to_owned(), |text, secret| {
+            text.replace(secret.as_str(), REDACTED)
+        })
+}
+
+/// Every string of `value` scrubbed.
+fn scrub_value(value: Value, secrets: &[String]) -> Value {
+    if secrets.is_empty() {
+        return value;
+    }
+    match value {
+        Value::String(text) => Value::String(scrub(&text, secrets)),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(|v| scrub_value(v, secrets)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, scrub_value(v, secrets)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 
@@ -770,6 +814,7 @@ mod tests {
             trigger: json!({"name": "contact.created", "payload": {"n": 2}}),
             settings: json!({"list": "vip"}),
             env: json!({}),
+            secrets: Vec::new(),
         }
     }
 

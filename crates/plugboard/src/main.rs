@@ -232,12 +232,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("cannot open the database")?;
             let services = Services::new(store.clone(), service_settings(&config));
-            let (credentials, client_secrets) =
-                plugboard_service::rotation::reseal_all(&*store, &services.vault).await?;
+            let report = plugboard_service::rotation::reseal_all(&*store, &services.vault).await?;
             let out = serde_json::json!({
                 "currentKeyId": services.vault.current_key_id(),
-                "credentials": credentials,
-                "clientSecrets": client_secrets,
+                "credentials": report.credentials,
+                "clientSecrets": report.client_secrets,
+                "projectEnv": report.project_env,
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())

@@ -99,6 +99,8 @@ pub struct Services {
     pub vault: Arc<Vault>,
     pub workflows: Arc<workflows::WorkflowsService>,
     pub worker: Arc<workflows::worker::Worker>,
+    /// Each project's environment variables for workflow templates.
+    pub env: Arc<workflows::env::ProjectEnv>,
 }
 
 impl Services {
@@ -128,9 +130,15 @@ impl Services {
             &master_key,
             settings.connect.clone(),
         ));
+        let env = Arc::new(workflows::env::ProjectEnv::new(
+            store.clone(),
+            vault.clone(),
+            settings.signing_key_cache_ttl,
+        ));
         let worker = Arc::new(workflows::worker::Worker::new(
             store.clone(),
             connect.clone(),
+            env.clone(),
             settings.worker.clone(),
         ));
         let workflows = Arc::new(workflows::WorkflowsService::new(
@@ -148,6 +156,7 @@ impl Services {
             vault,
             workflows,
             worker,
+            env,
             projects: Arc::new(ProjectsService::new(store.clone(), tokens.clone())),
             users: Arc::new(UsersService::new(
                 store.clone(),

@@ -1,5 +1,5 @@
 //! Master key rotation: re-seals every stored secret that is not sealed under the current
-//! master key (credentials and project integrations' client secrets).
+//! master key (credentials, project integrations' client secrets, project environments).
 
 use plugboard_connect::vault::Vault;
 use plugboard_core::{ProjectId, SealedColumn};
@@ -27,13 +27,21 @@ pub struct ResealReport {
 
 /// Re-seals every secret under the vault's current key. Safe to run while servers run
 /// and to run again: each row is replaced only if it still holds what was read.
-pub async fn reseal_all(
-    store: &dyn Store,
-    vault: &Vault,
-) -> ServiceResult<(ResealReport, ResealReport)> {
-    let credentials = reseal_column(store, vault, SealedColumn::CredentialSecrets).await?;
-    let client_secrets = reseal_column(store, vault, SealedColumn::IntegrationClientSecret).await?;
-    Ok((credentials, client_secrets))
+pub async fn reseal_all(store: &dyn Store, vault: &Vault) -> ServiceResult<RotationReport> {
+    Ok(RotationReport {
+        credentials: reseal_column(store, vault, SealedColumn::CredentialSecrets).await?,
+        client_secrets: reseal_column(store, vault, SealedColumn::IntegrationClientSecret).await?,
+        project_env: reseal_column(store, vault, SealedColumn::ProjectEnv).await?,
+    })
+}
+
+/// What a rotation did, per column.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationReport {
+    pub credentials: ResealReport,
+    pub client_secrets: ResealReport,
+    pub project_env: ResealReport,
 }
 
 async fn reseal_column(
@@ -76,5 +84,6 @@ fn context_of(column: SealedColumn, project: ProjectId, id: Uuid, key: Option<&s
         SealedColumn::IntegrationClientSecret => {
             secret_context_for(project, key.unwrap_or_default())
         }
+        SealedColumn::ProjectEnv => crate::workflows::env::env_context(project),
     }
 }

@@ -254,6 +254,10 @@ pub(crate) async fn list_sealed(
             "SELECT id, project_id, NULL::text AS key, secrets_sealed AS sealed FROM credentials \
              WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"
         }
+        SealedColumn::ProjectEnv => {
+            "SELECT id, project_id, NULL::text AS key, sealed FROM project_env \
+             WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"
+        }
         SealedColumn::IntegrationClientSecret => {
             "SELECT id, project_id, key::text AS key, oauth_client_secret_sealed AS sealed \
              FROM project_integrations WHERE ($1::uuid IS NULL OR id > $1) \
@@ -289,6 +293,9 @@ pub(crate) async fn replace_sealed(
         SealedColumn::CredentialSecrets => {
             "UPDATE credentials SET secrets_sealed = $1 WHERE id = $2 AND secrets_sealed = $3"
         }
+        SealedColumn::ProjectEnv => {
+            "UPDATE project_env SET sealed = $1 WHERE id = $2 AND sealed = $3"
+        }
         SealedColumn::IntegrationClientSecret => {
             "UPDATE project_integrations SET oauth_client_secret_sealed = $1 \
              WHERE id = $2 AND oauth_client_secret_sealed = $3"
@@ -302,4 +309,47 @@ pub(crate) async fn replace_sealed(
         .await
         .map_err(db_err)?;
     Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn get_project_env(
+    pool: &PgPool,
+    project: ProjectId,
+) -> StoreResult<Option<(Uuid, String)>> {
+    let row = sqlx::query("SELECT id, sealed FROM project_env WHERE project_id = $1")
+        .bind(project.as_uuid())
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)?;
+    row.map(|row| {
+        Ok((
+            row.try_get("id").map_err(db_err)?,
+            row.try_get("sealed").map_err(db_err)?,
+        ))
+    })
+    .transpose()
+}
+
+pub(crate) async fn put_project_env(
+    pool: &PgPool,
+    project: ProjectId,
+    id: Uuid,
+    sealed: &str,
+    now: UnixMillis,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO project_env (id, project_id, sealed, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (project_id) DO UPDATE SET sealed = excluded.sealed, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(id)
+    .bind(project.as_uuid())
+    .bind(sealed)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map_err(|e| match e {
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
+        other => db_err(other),
+    })?;
+    Ok(())
 }

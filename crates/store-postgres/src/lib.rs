@@ -768,6 +768,20 @@ impl Store for PostgresStore {
         workflows::save_step(&self.pool, execution, step_key, record, now).await
     }
 
+    async fn get_project_env(&self, project: ProjectId) -> StoreResult<Option<(Uuid, String)>> {
+        connect::get_project_env(&self.pool, project).await
+    }
+
+    async fn put_project_env(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+        sealed: &str,
+        now: UnixMillis,
+    ) -> StoreResult<()> {
+        connect::put_project_env(&self.pool, project, id, sealed, now).await
+    }
+
     async fn count_steps(&self, executions: &[Uuid]) -> StoreResult<Vec<(Uuid, u64)>> {
         workflows::count_steps(&self.pool, executions).await
     }

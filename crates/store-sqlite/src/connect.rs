@@ -275,6 +275,10 @@ pub(crate) async fn list_sealed(
             "SELECT id, project_id, NULL AS key, secrets_sealed AS sealed FROM credentials \
              WHERE id > ? ORDER BY id LIMIT ?"
         }
+        SealedColumn::ProjectEnv => {
+            "SELECT id, project_id, NULL AS key, sealed FROM project_env \
+             WHERE id > ? ORDER BY id LIMIT ?"
+        }
         SealedColumn::IntegrationClientSecret => {
             "SELECT id, project_id, key, oauth_client_secret_sealed AS sealed \
              FROM project_integrations \
@@ -311,6 +315,7 @@ pub(crate) async fn replace_sealed(
         SealedColumn::CredentialSecrets => {
             "UPDATE credentials SET secrets_sealed = ? WHERE id = ? AND secrets_sealed = ?"
         }
+        SealedColumn::ProjectEnv => "UPDATE project_env SET sealed = ? WHERE id = ? AND sealed = ?",
         SealedColumn::IntegrationClientSecret => {
             "UPDATE project_integrations SET oauth_client_secret_sealed = ? \
              WHERE id = ? AND oauth_client_secret_sealed = ?"
@@ -324,4 +329,47 @@ pub(crate) async fn replace_sealed(
         .await
         .map_err(db_err)?;
     Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn get_project_env(
+    pool: &SqlitePool,
+    project: ProjectId,
+) -> StoreResult<Option<(Uuid, String)>> {
+    let row = sqlx::query("SELECT id, sealed FROM project_env WHERE project_id = ?")
+        .bind(project.to_string())
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)?;
+    row.map(|row| {
+        Ok((
+            uuid_col(&row, "id")?,
+            row.try_get("sealed").map_err(db_err)?,
+        ))
+    })
+    .transpose()
+}
+
+pub(crate) async fn put_project_env(
+    pool: &SqlitePool,
+    project: ProjectId,
+    id: Uuid,
+    sealed: &str,
+    now: UnixMillis,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO project_env (id, project_id, sealed, updated_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (project_id) DO UPDATE SET sealed = excluded.sealed, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(id.to_string())
+    .bind(project.to_string())
+    .bind(sealed)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map_err(|e| match e {
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
+        other => db_err(other),
+    })?;
+    Ok(())
 }

@@ -972,6 +972,20 @@ impl Store for SqliteStore {
             .map(|_| ())
     }
 
+    async fn get_project_env(&self, project: ProjectId) -> StoreResult<Option<(Uuid, String)>> {
+        connect::get_project_env(&self.reader, project).await
+    }
+
+    async fn put_project_env(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+        sealed: &str,
+        now: UnixMillis,
+    ) -> StoreResult<()> {
+        connect::put_project_env(&self.writer, project, id, sealed, now).await
+    }
+
     async fn count_steps(&self, executions: &[Uuid]) -> StoreResult<Vec<(Uuid, u64)>> {
         workflows::count_steps(&self.reader, executions).await
     }

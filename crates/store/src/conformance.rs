@@ -62,6 +62,7 @@ macro_rules! conformance_tests {
             step_journal_round_trip,
             connections_enqueue_in_their_transaction,
             concurrent_worker_writes_are_each_kept_or_refused,
+            project_env_round_trip,
             concurrent_claims_never_share_an_execution,
             old_finished_executions_are_purged,
         );
@@ -2571,4 +2572,53 @@ pub async fn concurrent_worker_writes_are_each_kept_or_refused(store: Arc<dyn St
         };
         assert_eq!(status, expected);
     }
+}
+
+pub async fn project_env_round_trip(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    assert_eq!(store.get_project_env(project).await.unwrap(), None);
+    let first = Uuid::new_v4();
+    store
+        .put_project_env(project, first, "sealed-1", T0)
+        .await
+        .unwrap();
+    store
+        .put_project_env(project, Uuid::new_v4(), "sealed-2", T0 + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_project_env(project).await.unwrap(),
+        Some((first, "sealed-2".to_owned())),
+        "one row per project, keeping its id"
+    );
+    let other = new_project(&*store, "q").await;
+    assert_eq!(store.get_project_env(other).await.unwrap(), None);
+    assert!(matches!(
+        store
+            .put_project_env(ProjectId::new_random(), Uuid::new_v4(), "x", T0)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let sealed = store
+        .list_sealed(SealedColumn::ProjectEnv, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(sealed.len(), 1);
+    assert_eq!((sealed[0].id, sealed[0].project_id), (first, project));
+    assert!(
+        store
+            .replace_sealed(SealedColumn::ProjectEnv, first, "sealed-2", "sealed-3")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .replace_sealed(SealedColumn::ProjectEnv, first, "sealed-2", "sealed-4")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_project_env(project).await.unwrap().unwrap().1,
+        "sealed-3"
+    );
 }

@@ -401,6 +401,18 @@ pub trait Store: Send + Sync + 'static {
         record: &Value,
         now: UnixMillis,
     ) -> StoreResult<()>;
+    /// A project's sealed environment (its row id and sealed value), if it has one.
+    async fn get_project_env(&self, project: ProjectId) -> StoreResult<Option<(Uuid, String)>>;
+    /// Replaces a project's sealed environment (`id` names a new row; an existing row keeps
+    /// its id).
+    async fn put_project_env(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+        sealed: &str,
+        now: UnixMillis,
+    ) -> StoreResult<()>;
+
     /// Every step record of an execution, in the order they were first written.
     async fn list_steps(&self, execution: Uuid) -> StoreResult<Vec<(String, Value, UnixMillis)>>;
     /// How many step records each of these executions has (absent: none).

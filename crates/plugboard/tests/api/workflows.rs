@@ -420,6 +420,47 @@ backend_tests! {
         drop(provider);
     }
 
+    async fn project_env_reaches_templates_and_never_the_history(backend) {
+        let Setup { app, p, provider: _provider, saas, saas_base } = setup(backend).await;
+        let secret = "env_token_0123456789";
+        let env = format!("/api/v1/projects/{}/env", p.id);
+        let key = Some(p.secret_key.as_str());
+        let set = app.send(Method::PUT, &env, key, Some(&json!({"SAAS_TOKEN": secret, "REGION": "eu"}))).await;
+        set.assert_status(200);
+        assert!(!set.text.contains(secret), "write-only: {}", set.text);
+        let shown = app.send(Method::GET, &env, key, None).await;
+        assert_eq!(shown.body["data"], json!([{"name": "REGION", "preview": "…"}, {"name": "SAAS_TOKEN", "preview": "…6789"}]));
+        for bad in [json!({"lower": "x"}), json!({"A": 1}), json!({"9A": "x"})] {
+            app.send(Method::PUT, &env, key, Some(&bad)).await.assert_error(422, "invalid_input");
+        }
+        app.send(Method::GET, &env, Some(&p.token("john")), None).await.assert_status(401);
+
+        let workflow = format!(
+            "id: ping\nname: Ping\nintegration: custom.crm\ntrigger: {{ type: event, event: ping }}\nsteps:\n  - {{ id: call, type: http, method: POST, url: \"{saas_base}/contacts?t={{{{ env.SAAS_TOKEN }}}}\", headers: {{ X-Region: \"{{{{ env.REGION }}}}\" }}, body: {{ token: \"{{{{ env.SAAS_TOKEN }}}}\" }} }}\n"
+        );
+        deploy(&app, &p, "ping", &workflow).await.assert_status(200);
+        app.send(Method::POST, &format!("/api/v1/projects/{}/users/john/workflows/ping", p.id), key, None)
+            .await
+            .assert_status(200);
+        let started = app
+            .send(Method::POST, &format!("/api/v1/projects/{}/events", p.id), key, Some(&json!({"userId": "john", "name": "ping"})))
+            .await;
+        let id = started.body["executions"][0].as_str().unwrap().to_owned();
+        app.server.services.worker.drain().await.unwrap();
+        let seen = saas.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].0["x-region"], "eu");
+        assert_eq!(seen[0].1, json!({"token": secret}));
+
+        let step = app
+            .send(Method::GET, &format!("/projects/{}/task-history/workflow-executions/{id}/step-executions/call", p.id), key, None)
+            .await;
+        assert_eq!(step.body["input"]["body"]["token"], "[redacted]", "{}", step.text);
+        assert!(step.body["input"]["url"].as_str().unwrap().ends_with("?t=[redacted]"));
+        assert_eq!(step.body["input"]["headers"]["X-Region"], "eu", "short values are left alone");
+        assert!(!raw_database_text(&app).await.contains(secret), "the value is sealed at rest and scrubbed from the journal");
+    }
+
     async fn disconnecting_cancels_pending_runs(backend) {
         let Setup { app, p, saas, saas_base, .. } = setup(backend).await;
         deploy(&app, &p, "sync-contacts", &sync_workflow(&saas_base)).await.assert_status(200);

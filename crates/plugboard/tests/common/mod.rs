@@ -649,3 +649,32 @@ pub fn free_port() -> u16 {
 pub fn plugboard_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_plugboard"))
 }
+
+/// Every byte the database holds for the project, as text (SQLite file or PostgreSQL
+/// tables), to look for secrets in clear.
+pub async fn raw_database_text(app: &TestApp) -> String {
+    if let Some(path) = app.database_url.strip_prefix("sqlite://") {
+        // Make sure the WAL is in the main file too: read both.
+        let mut bytes = std::fs::read(path).unwrap();
+        if let Ok(wal) = std::fs::read(format!("{path}-wal")) {
+            bytes.extend(wal);
+        }
+        return String::from_utf8_lossy(&bytes).into_owned();
+    }
+    let schema = app
+        .database_url
+        .split("search_path%5D=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let output = std::process::Command::new("pg_dump")
+        .args(["--data-only", "--schema", &schema, &postgres_url()])
+        .output()
+        .expect("pg_dump runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

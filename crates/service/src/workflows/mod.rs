@@ -2,6 +2,7 @@
 //! and the task history. Executing them is the [`worker`]'s job.
 
 pub mod effects;
+pub mod env;
 pub mod schedule;
 pub mod worker;
 

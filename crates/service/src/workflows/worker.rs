@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::effects::{StoreJournal, WorkerEffects};
+use super::env::{ProjectEnv, secrets_of};
 use crate::connect::ConnectService;
 use crate::error::{ServiceError, ServiceResult};
 
@@ -53,6 +54,7 @@ type InterpreterKey = (ProjectId, String, i64);
 pub struct Worker {
     store: Arc<dyn Store>,
     connect: Arc<ConnectService>,
+    env: Arc<ProjectEnv>,
     settings: WorkerSettings,
     holder: String,
     http: reqwest::Client,
@@ -66,6 +68,7 @@ impl Worker {
     pub fn new(
         store: Arc<dyn Store>,
         connect: Arc<ConnectService>,
+        env: Arc<ProjectEnv>,
         settings: WorkerSettings,
     ) -> Self {
         let http = reqwest::Client::builder()
@@ -77,6 +80,7 @@ impl Worker {
         Self {
             store,
             connect,
+            env,
             holder: format!("worker-{}", uuid::Uuid::new_v4().simple()),
             http,
             interpreters: Cache::new(1_000),
@@ -203,12 +207,14 @@ impl Worker {
             return Ok(stopped("user_suspended: the user is suspended"));
         }
         let interpreter = self.interpreter(execution).await?;
+        let variables = self.env.variables(project).await?;
         let input = ExecutionInput {
             execution_id: execution.id.to_string(),
             user: json!({ "id": user.user_id.as_str(), "meta": user.meta.as_map() }),
             trigger: execution.trigger.clone(),
             settings: execution.settings.clone(),
-            env: json!({}),
+            env: Value::Object((*variables).clone()),
+            secrets: secrets_of(&variables),
         };
         // A claim counts in `runs`: 1 means no worker ran it before.
         let journal =

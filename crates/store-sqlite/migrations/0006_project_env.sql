@@ -1,0 +1,8 @@
+-- A project's environment variables for workflow templates (`env.NAME`), sealed together
+-- under the master key.
+CREATE TABLE project_env (
+    id          TEXT PRIMARY KEY,
+    project_id  TEXT NOT NULL UNIQUE REFERENCES projects (id) ON DELETE CASCADE,
+    sealed      TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
