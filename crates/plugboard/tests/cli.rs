@@ -1136,17 +1136,19 @@ async fn two_worker_processes_never_run_the_same_step_at_once() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let upstream = upstream.lock().unwrap();
-    assert!(
-        upstream.overlaps.is_empty(),
-        "steps ran twice at once: {:?}",
-        upstream.overlaps
-    );
-    assert_eq!(upstream.calls.len(), accepted.len() * 3);
-    assert!(
-        upstream.calls.values().all(|&n| n == 1),
-        "with no crash, each step ran once"
-    );
+    {
+        let upstream = upstream.lock().unwrap();
+        assert!(
+            upstream.overlaps.is_empty(),
+            "steps ran twice at once: {:?}",
+            upstream.overlaps
+        );
+        assert_eq!(upstream.calls.len(), accepted.len() * 3);
+        assert!(
+            upstream.calls.values().all(|&n| n == 1),
+            "with no crash, each step ran once"
+        );
+    }
     for worker in &mut workers {
         assert!(worker.terminate(Duration::from_secs(10)).await.success());
         let ran = worker.stderr().matches("execution ran").count();

@@ -335,6 +335,7 @@ pub(crate) async fn set_status(
         .ok_or(StoreError::NotFound)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn update_configuration(
     pool: &PgPool,
     project: ProjectId,

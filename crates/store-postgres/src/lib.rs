@@ -559,6 +559,7 @@ impl Store for PostgresStore {
         .await
     }
 
+    #[allow(clippy::too_many_arguments)] // the settings, their time and what they start
     async fn update_configuration(
         &self,
         project: ProjectId,

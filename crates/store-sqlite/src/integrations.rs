@@ -470,6 +470,7 @@ pub(crate) async fn set_status(
     current.ok_or(StoreError::NotFound)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn update_configuration(
     pool: &SqlitePool,
     project: ProjectId,

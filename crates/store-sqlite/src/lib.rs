@@ -729,6 +729,7 @@ impl Store for SqliteStore {
         .await
     }
 
+    #[allow(clippy::too_many_arguments)] // the settings, their time and what they start
     async fn update_configuration(
         &self,
         project: ProjectId,

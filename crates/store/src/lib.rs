@@ -208,6 +208,7 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the settings given (`None` keeps the stored ones) of one configuration of
     /// a credential of `project`; `NotFound` if there is no such configuration.
     /// `executions` (those the change starts) are enqueued in the same transaction.
+    #[allow(clippy::too_many_arguments)] // the settings, their time and what they start
     async fn update_configuration(
         &self,
         project: ProjectId,
