@@ -190,10 +190,38 @@ pub(crate) fn push_list(
     project: ProjectId,
     filter: &UserFilter,
 ) {
-    query.push(concat!("SELECT ", user_columns!(), " "));
+    push_query(
+        query,
+        concat!("SELECT ", user_columns!(), " "),
+        project,
+        filter,
+    );
+}
+
+/// The list query with any select list (`count_users` selects a constant).
+pub(crate) fn push_query(
+    query: &mut QueryBuilder<Postgres>,
+    select: &str,
+    project: ProjectId,
+    filter: &UserFilter,
+) {
+    query.push(select);
     let order_column = push_from(query, project, filter);
     if let Some(suspended) = filter.suspended {
         query.push(" AND u.suspended = ").push_bind(suspended);
+    }
+    if filter.integration.is_some() || filter.credential_status.is_some() {
+        // `credentials_user_seq` makes this a probe per candidate user.
+        query.push(" AND EXISTS (SELECT 1 FROM credentials c WHERE c.user_seq = u.seq");
+        if let Some(integration) = filter.integration {
+            query
+                .push(" AND c.integration_id = ")
+                .push_bind(integration);
+        }
+        if let Some(status) = filter.credential_status {
+            query.push(" AND c.status = ").push_bind(status.as_str());
+        }
+        query.push(")");
     }
     if let Some(q) = filter.q.as_deref().filter(|q| !q.is_empty()) {
         push_prefix_search(query, &search_fold(q));

@@ -11,10 +11,10 @@ use async_trait::async_trait;
 use plugboard_core::user::search_fold;
 use plugboard_core::{
     ConnectLink, ConnectSession, ConnectedUser, Credential, CredentialConfiguration,
-    CredentialStatus, CredentialWithConfigurations, ErasedCounts, Execution, ExecutionFilter,
-    ExecutionUpdate, IntegrationKey, Metadata, Project, ProjectId, ProjectIntegration,
-    SealedColumn, SealedRow, SecretKeyRecord, SigningKeyRecord, UnixMillis, UserFilter, UserId,
-    UserPage, WorkflowVersion,
+    CredentialStatus, CredentialWithConfigurations, DashboardSession, ErasedCounts, Execution,
+    ExecutionFilter, ExecutionUpdate, IntegrationKey, IntegrationUsage, Metadata, Project,
+    ProjectId, ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord, SigningKeyRecord,
+    UnixMillis, UserCount, UserFilter, UserId, UserPage, WorkflowVersion,
 };
 use plugboard_store::{
     ConnectOutcome, CredentialSecretsWrite, LastSeen, MetadataWrite, Store, StoreError, StoreResult,
@@ -27,6 +27,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 
 mod connect;
+mod dashboard;
 mod integrations;
 mod workflows;
 
@@ -176,8 +177,23 @@ fn prefix_upper_bound(prefix: &str) -> String {
 }
 
 fn push_list_users(query: &mut QueryBuilder<Sqlite>, project: ProjectId, filter: &UserFilter) {
+    push_users_query(
+        query,
+        concat!("SELECT ", user_columns!(), " "),
+        project,
+        filter,
+    );
+}
+
+/// The users query with any select list (`count_users` selects a constant).
+pub(crate) fn push_users_query(
+    query: &mut QueryBuilder<Sqlite>,
+    select: &str,
+    project: ProjectId,
+    filter: &UserFilter,
+) {
     let project = project.to_string();
-    query.push(concat!("SELECT ", user_columns!(), " "));
+    query.push(select);
     // With a metadata filter, drive the query from the index: its primary key ends in
     // `user_seq`, so rows come out already in page order.
     let order_column = if let Some((key, value)) = filter.meta.first() {
@@ -203,6 +219,19 @@ fn push_list_users(query: &mut QueryBuilder<Sqlite>, project: ProjectId, filter:
     };
     if let Some(suspended) = filter.suspended {
         query.push(" AND u.suspended = ").push_bind(suspended);
+    }
+    if filter.integration.is_some() || filter.credential_status.is_some() {
+        // `credentials_user_seq` makes this a probe per candidate user.
+        query.push(" AND EXISTS (SELECT 1 FROM credentials c WHERE c.user_seq = u.seq");
+        if let Some(integration) = filter.integration {
+            query
+                .push(" AND c.integration_id = ")
+                .push_bind(integration.to_string());
+        }
+        if let Some(status) = filter.credential_status {
+            query.push(" AND c.status = ").push_bind(status.as_str());
+        }
+        query.push(")");
     }
     if let Some(q) = filter.q.as_deref().filter(|q| !q.is_empty()) {
         let low = search_fold(q);
@@ -927,6 +956,58 @@ impl Store for SqliteStore {
 
     async fn list_steps(&self, execution: Uuid) -> StoreResult<Vec<(String, Value, UnixMillis)>> {
         workflows::list_steps(&self.reader, execution).await
+    }
+
+    async fn list_projects(&self, limit: u32) -> StoreResult<Vec<Project>> {
+        let rows = sqlx::query(
+            "SELECT id, name, created_at FROM projects ORDER BY created_at, id LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(project_from_row).collect()
+    }
+
+    async fn count_users(
+        &self,
+        project: ProjectId,
+        filter: &UserFilter,
+        cap: u64,
+    ) -> StoreResult<UserCount> {
+        dashboard::count_users(&self.reader, project, filter, cap).await
+    }
+
+    async fn integration_usage(&self, project: ProjectId) -> StoreResult<IntegrationUsage> {
+        dashboard::integration_usage(&self.reader, project).await
+    }
+
+    async fn insert_dashboard_session(&self, session: &DashboardSession) -> StoreResult<()> {
+        dashboard::insert_session(&self.writer, session).await
+    }
+
+    async fn get_dashboard_session(
+        &self,
+        id_hash: &str,
+        now: UnixMillis,
+    ) -> StoreResult<Option<DashboardSession>> {
+        dashboard::get_session(&self.reader, id_hash, now).await
+    }
+
+    async fn set_dashboard_session_project(
+        &self,
+        id_hash: &str,
+        project: ProjectId,
+    ) -> StoreResult<()> {
+        dashboard::set_session_project(&self.writer, id_hash, project).await
+    }
+
+    async fn delete_dashboard_session(&self, id_hash: &str) -> StoreResult<()> {
+        dashboard::delete_session(&self.writer, id_hash).await
+    }
+
+    async fn purge_dashboard_sessions(&self, before: UnixMillis) -> StoreResult<u64> {
+        dashboard::purge_sessions(&self.writer, before).await
     }
 
     async fn list_integration_credentials(

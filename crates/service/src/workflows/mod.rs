@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use plugboard_core::{
     CredentialStatus, CredentialWithConfigurations, Execution, ExecutionFilter, ExecutionStatus,
-    ProjectId, UserId, WorkflowVersion, now_millis,
+    IntegrationUsage, ProjectId, UserId, WorkflowVersion, now_millis,
 };
 use plugboard_engine::{Trigger, WorkflowDefinition};
 use plugboard_store::Store;
@@ -456,6 +456,11 @@ impl WorkflowsService {
             .await?;
         self.worker.wake();
         Ok(replay)
+    }
+
+    /// How many users connected each integration and enabled each workflow.
+    pub async fn usage(&self, project: ProjectId) -> ServiceResult<IntegrationUsage> {
+        Ok(self.store.integration_usage(project).await?)
     }
 
     /// One execution with its steps' records, in the order they ran.
