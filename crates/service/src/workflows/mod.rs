@@ -458,6 +458,19 @@ impl WorkflowsService {
         Ok(replay)
     }
 
+    /// One version of a workflow (`None`: the current one).
+    pub async fn version(
+        &self,
+        project: ProjectId,
+        workflow_id: &str,
+        version: Option<i64>,
+    ) -> ServiceResult<WorkflowVersion> {
+        self.store
+            .get_workflow(project, workflow_id, version)
+            .await?
+            .ok_or_else(|| ServiceError::WorkflowNotFound(workflow_id.to_owned()))
+    }
+
     /// How many users connected each integration and enabled each workflow.
     pub async fn usage(&self, project: ProjectId) -> ServiceResult<IntegrationUsage> {
         Ok(self.store.integration_usage(project).await?)
