@@ -7,6 +7,7 @@
 mod common;
 
 mod concurrency;
+mod dashboard;
 mod connect;
 mod integrations;
 mod interop;
