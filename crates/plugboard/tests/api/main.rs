@@ -7,8 +7,8 @@
 mod common;
 
 mod concurrency;
-mod dashboard;
 mod connect;
+mod dashboard;
 mod integrations;
 mod interop;
 mod isolation;
