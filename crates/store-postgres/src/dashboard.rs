@@ -26,7 +26,7 @@ pub(crate) async fn count_users(
         ..filter.clone()
     };
     let mut query = QueryBuilder::new("SELECT COUNT(*) FROM (");
-    crate::users::push_query(&mut query, "SELECT 1 ", project, &bounded);
+    crate::users::push_query(&mut query, crate::users::COUNT_SELECT, project, &bounded);
     query.push(") AS matched");
     let found: i64 = query
         .build()

@@ -9,7 +9,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, SqlitePool};
 use uuid::Uuid;
 
-use crate::{db_err, push_users_query, uuid_col};
+use crate::{COUNT_SELECT, db_err, push_users_query, uuid_col};
 
 pub(crate) async fn count_users(
     pool: &SqlitePool,
@@ -25,7 +25,7 @@ pub(crate) async fn count_users(
         ..filter.clone()
     };
     let mut query = QueryBuilder::new("SELECT COUNT(*) FROM (");
-    push_users_query(&mut query, "SELECT 1 ", project, &bounded);
+    push_users_query(&mut query, COUNT_SELECT, project, &bounded);
     query.push(")");
     let found: i64 = query
         .build()

@@ -185,7 +185,10 @@ fn push_list_users(query: &mut QueryBuilder<Sqlite>, project: ProjectId, filter:
     );
 }
 
-/// The users query with any select list (`count_users` selects a constant).
+/// What `count_users` selects.
+pub(crate) const COUNT_SELECT: &str = "SELECT 1 ";
+
+/// The users query with any select list (`count_users` selects [`COUNT_SELECT`]).
 pub(crate) fn push_users_query(
     query: &mut QueryBuilder<Sqlite>,
     select: &str,
@@ -197,9 +200,13 @@ pub(crate) fn push_users_query(
     // With a metadata filter, drive the query from the index: its primary key ends in
     // `user_seq`, so rows come out already in page order.
     let order_column = if let Some((key, value)) = filter.meta.first() {
-        query.push(
-            "FROM user_meta_index m0 JOIN users u ON u.seq = m0.user_seq WHERE m0.project_id = ",
-        );
+        // A count with only index conditions never reads the users table.
+        let index_only = select == COUNT_SELECT && filter.q.is_none() && filter.suspended.is_none();
+        query.push(if index_only {
+            "FROM user_meta_index m0 WHERE m0.project_id = "
+        } else {
+            "FROM user_meta_index m0 JOIN users u ON u.seq = m0.user_seq WHERE m0.project_id = "
+        });
         query.push_bind(project.clone());
         query.push(" AND m0.key = ").push_bind(key.as_str());
         query.push(" AND m0.value = ").push_bind(value.as_str());
@@ -208,7 +215,7 @@ pub(crate) fn push_users_query(
             query.push_bind(project.clone());
             query.push(" AND mi.key = ").push_bind(key.as_str());
             query.push(" AND mi.value = ").push_bind(value.as_str());
-            query.push(" AND mi.user_seq = u.seq)");
+            query.push(" AND mi.user_seq = m0.user_seq)");
         }
         "m0.user_seq"
     } else {
@@ -222,7 +229,9 @@ pub(crate) fn push_users_query(
     }
     if filter.integration.is_some() || filter.credential_status.is_some() {
         // `credentials_user_seq` makes this a probe per candidate user.
-        query.push(" AND EXISTS (SELECT 1 FROM credentials c WHERE c.user_seq = u.seq");
+        query.push(format!(
+            " AND EXISTS (SELECT 1 FROM credentials c WHERE c.user_seq = {order_column}"
+        ));
         if let Some(integration) = filter.integration {
             query
                 .push(" AND c.integration_id = ")

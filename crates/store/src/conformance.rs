@@ -2481,6 +2481,16 @@ pub async fn user_counts_follow_filters_up_to_a_cap(store: Arc<dyn Store>) {
     let exact = count(filter(50), 3).await;
     assert_eq!((exact.count, exact.capped), (3, false));
     assert_eq!(count(meta_filter(&[("plan", "pro")]), 100).await.count, 2);
+    let broken_pro = UserFilter {
+        credential_status: Some(CredentialStatus::Invalid),
+        ..meta_filter(&[("plan", "pro")])
+    };
+    assert_eq!(count(broken_pro, 100).await.count, 1, "bob only");
+    let suspended_pro = UserFilter {
+        suspended: Some(true),
+        ..meta_filter(&[("plan", "pro")])
+    };
+    assert_eq!(count(suspended_pro, 100).await.count, 0);
     let crm_users = UserFilter {
         integration: Some(crm.id),
         ..filter(50)

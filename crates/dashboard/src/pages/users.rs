@@ -17,9 +17,11 @@ use crate::view::{query, segment, when, when_opt};
 
 /// Users per page.
 pub const PAGE_SIZE: usize = 50;
-/// Totals are counted up to this many users; above it the page says "100,000+". Counting
-/// walks the matching index entries, so the cap bounds the cost on very large projects.
-pub const COUNT_CAP: u64 = 100_000;
+/// Totals are counted up to this many users; above it the page says "10,000+". Counting
+/// walks the matching index entries (the metadata index alone for metadata filters), so
+/// the cap bounds the cost however large the project: exact where a support person reads
+/// the number, bounded where it would only say "a lot".
+pub const COUNT_CAP: u64 = 10_000;
 
 /// The filters as typed in the form, echoed back into it.
 #[derive(Debug, Default, Serialize)]
