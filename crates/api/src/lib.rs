@@ -4,6 +4,7 @@
 //!   user token ([`sdk`]; its wire shapes live in [`wire`]).
 //! - `/api/v1/*`: the management API the SaaS backend calls with a secret key ([`management`]).
 //! - `/healthz`, `/readyz`, `/metrics`, `/openapi.json` ([`ops`]).
+//! - `/dashboard`: the dashboard (`plugboard_dashboard`), mounted here.
 //!
 //! Handlers are thin: an extractor authenticates and parses, a service does the work, and
 //! [`error::ApiError`] is the one place errors become HTTP.
@@ -41,6 +42,8 @@ pub struct ApiSettings {
     pub admin_token: Option<String>,
     /// Longest time a request may take before it is answered 408 `request_timeout`.
     pub request_timeout: std::time::Duration,
+    /// The dashboard's settings (its admin token is this struct's `admin_token`).
+    pub dashboard: plugboard_dashboard::DashboardSettings,
 }
 
 impl std::fmt::Debug for ApiSettings {
@@ -61,6 +64,7 @@ impl Default for ApiSettings {
             body_limit_bytes: 1024 * 1024,
             admin_token: None,
             request_timeout: std::time::Duration::from_secs(30),
+            dashboard: plugboard_dashboard::DashboardSettings::default(),
         }
     }
 }
@@ -87,7 +91,16 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.body_limit_bytes;
     let timeout = state.settings.request_timeout;
+    let dashboard = plugboard_dashboard::router(
+        state.services.clone(),
+        plugboard_dashboard::DashboardSettings {
+            admin_token: state.settings.admin_token.clone(),
+            ..state.settings.dashboard.clone()
+        },
+    );
     Router::new()
+        // Server-rendered pages over the same services as the handlers below.
+        .nest_service(plugboard_dashboard::BASE, dashboard)
         .merge(sdk::router())
         .merge(management::router())
         .merge(connect::public_router())

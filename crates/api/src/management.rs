@@ -317,13 +317,17 @@ pub async fn get_project(
 
 /// Lists users, newest first. Query: `q` (case-insensitive prefix of user id, `Name` or
 /// `Email`), `meta.<Key>=<value>` (exact match on a top-level scalar; several combine
-/// with AND; at most 8), `suspended=true|false`, `limit` (1–500, default 50), `cursor`.
+/// with AND; at most 8), `suspended=true|false`, `integration=<key>` (users who connected
+/// it), `credentialStatus=VALID|INVALID|PENDING` (users holding such a credential, of
+/// `integration` when given), `limit` (1–500, default 50), `cursor`.
 #[utoipa::path(
     get, path = "/api/v1/projects/{projectId}/users", tag = "users",
     params(
         ("projectId" = String, Path),
         ("q" = Option<String>, Query, description = "Case-insensitive prefix of user id, Name or Email (≤ 256 chars)"),
         ("suspended" = Option<bool>, Query),
+        ("integration" = Option<String>, Query, description = "Only users who connected this integration (its key)"),
+        ("credentialStatus" = Option<String>, Query, description = "VALID, INVALID or PENDING: only users holding such a credential"),
         ("limit" = Option<usize>, Query, description = "1 to 500, default 50"),
         ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
     ),
@@ -332,6 +336,7 @@ pub async fn get_project(
         (status = 400, description = "`invalid_filter`, `invalid_cursor`", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
         (status = 403, description = "`wrong_project`", body = ErrorBody),
+        (status = 404, description = "`integration_not_found`", body = ErrorBody),
     ),
     security(("secretKey" = []))
 )]
@@ -357,6 +362,8 @@ fn parse_user_query(raw: &str) -> ApiResult<UserListQuery> {
                 query.meta.push((meta_key.to_owned(), value.into_owned()))
             }
             ("q", _) => query.q = Some(value.into_owned()),
+            ("integration", _) => query.integration = Some(value.into_owned()),
+            ("credentialStatus", _) => query.credential_status = Some(value.into_owned()),
             ("cursor", _) => query.cursor = Some(value.into_owned()),
             ("limit", _) => {
                 query.limit = Some(
@@ -378,7 +385,7 @@ fn parse_user_query(raw: &str) -> ApiResult<UserListQuery> {
             }
             (other, _) => {
                 return Err(invalid(format!(
-                    "unknown query parameter `{other}`; expected q, meta.<Key>, suspended, limit or cursor"
+                    "unknown query parameter `{other}`; expected q, meta.<Key>, suspended, integration, credentialStatus, limit or cursor"
                 )));
             }
         }

@@ -4,6 +4,7 @@
 //! carried as these types afterwards, so the rest of the code never re-validates them.
 
 pub mod connect;
+pub mod dashboard;
 pub mod ids;
 pub mod integration;
 pub mod metadata;
@@ -13,6 +14,9 @@ pub mod user;
 pub mod workflow;
 
 pub use connect::{ConnectLink, ConnectSession, ConnectSessionStatus, SealedColumn, SealedRow};
+pub use dashboard::{
+    DashboardPrincipal, DashboardSession, IntegrationUsage, IntegrationUse, UserCount,
+};
 pub use ids::{IdError, ProjectId, UserId};
 pub use integration::{
     Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations,

@@ -27,6 +27,10 @@ pub struct UserFilter {
     /// Exact matches on top-level scalar metadata values; all must hold.
     pub meta: Vec<(String, String)>,
     pub suspended: Option<bool>,
+    /// Only users holding a credential of this project integration (its id).
+    pub integration: Option<uuid::Uuid>,
+    /// Only users holding a credential in this status (of `integration`, when given).
+    pub credential_status: Option<crate::CredentialStatus>,
     pub limit: usize,
     /// Only users strictly older than this `seq` (the previous page's last user).
     pub before_seq: Option<i64>,

@@ -86,6 +86,24 @@ pub struct Config {
     pub sandbox: bool,
     /// Running workflows.
     pub workflows: WorkflowsConfig,
+    /// The dashboard at `/dashboard`.
+    pub dashboard: DashboardConfig,
+}
+
+/// Settings of the dashboard.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardConfig {
+    /// How long a dashboard login lasts, in seconds (at least 60).
+    pub session_ttl_secs: u64,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl_secs: 8 * 3600,
+        }
+    }
 }
 
 /// Settings of the workflow worker.
@@ -170,6 +188,7 @@ impl Default for Config {
             allow_loopback_providers: false,
             sandbox: false,
             workflows: WorkflowsConfig::default(),
+            dashboard: DashboardConfig::default(),
         }
     }
 }
@@ -275,6 +294,9 @@ impl Config {
                 "connect",
                 "timeouts and lifetimes must be at least 1 second",
             ));
+        }
+        if self.dashboard.session_ttl_secs < 60 {
+            return Err(invalid("dashboard.session_ttl_secs", "must be at least 60"));
         }
         if self.workflows.retention_days == 0 {
             return Err(invalid("workflows.retention_days", "must be at least 1"));

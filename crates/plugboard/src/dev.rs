@@ -232,6 +232,8 @@ provider this server runs under {base}/sandbox):
 
   # 5. Then call the provider's API as the user, through the proxy
   curl -s {base}/projects/{pid}/sdk/proxy/{SANDBOX_INTEGRATION}/me -H "Authorization: Bearer $PB_TOKEN"
+
+The dashboard: {base}/dashboard (log in with the secret key above)
 "#,
         admin = state.admin_token,
         key = key_path.display(),

@@ -94,6 +94,11 @@ impl Server {
             body_limit_bytes: config.body_limit_bytes,
             admin_token: config.admin_token.as_ref().map(|t| t.expose().to_owned()),
             request_timeout: Duration::from_secs(config.request_timeout_secs),
+            dashboard: plugboard_dashboard::DashboardSettings {
+                session_ttl: Duration::from_secs(config.dashboard.session_ttl_secs),
+                secure_cookies: config.public_url.starts_with("https://"),
+                admin_token: None,
+            },
         };
         let mut router = plugboard_api::router(AppState::new(services.clone(), api_settings));
         if config.sandbox {

@@ -77,18 +77,38 @@ impl ProjectsService {
         project: ProjectId,
         plain: &str,
     ) -> ServiceResult<SecretKeyRecord> {
-        if !plain.starts_with(SECRET_KEY_PREFIX) {
-            return Err(ServiceError::InvalidCredentials);
-        }
-        let record = self
-            .store
-            .find_active_secret_key(&keys::hash_secret(plain))
-            .await?
-            .ok_or(ServiceError::InvalidCredentials)?;
+        let record = self.identify_secret_key(plain).await?;
         if record.project_id != project {
             return Err(ServiceError::WrongProject);
         }
         Ok(record)
+    }
+
+    /// The active secret key `plain` is, whatever its project (the dashboard's login, where
+    /// the key alone names the project).
+    pub async fn identify_secret_key(&self, plain: &str) -> ServiceResult<SecretKeyRecord> {
+        if !plain.starts_with(SECRET_KEY_PREFIX) {
+            return Err(ServiceError::InvalidCredentials);
+        }
+        self.store
+            .find_active_secret_key(&keys::hash_secret(plain))
+            .await?
+            .ok_or(ServiceError::InvalidCredentials)
+    }
+
+    /// Whether the project's secret key `id` exists and is not revoked.
+    pub async fn secret_key_is_active(&self, project: ProjectId, id: Uuid) -> ServiceResult<bool> {
+        Ok(self
+            .store
+            .list_secret_keys(project)
+            .await?
+            .iter()
+            .any(|k| k.id == id && k.revoked_at.is_none()))
+    }
+
+    /// Up to `limit` projects, oldest first.
+    pub async fn list(&self, limit: u32) -> ServiceResult<Vec<Project>> {
+        Ok(self.store.list_projects(limit).await?)
     }
 
     pub async fn add_signing_key(

@@ -4,8 +4,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use plugboard_core::metadata::MAX_INDEXED_VALUE_CHARS;
 use plugboard_core::{
-    ConnectedUser, ErasedCounts, Metadata, MetadataLimits, ProjectId, UserFilter, UserId,
-    now_millis,
+    ConnectedUser, CredentialStatus, ErasedCounts, IntegrationKey, Metadata, MetadataLimits,
+    ProjectId, UserCount, UserFilter, UserId, now_millis,
 };
 use plugboard_store::{MetadataWrite, Store, StoreError};
 use serde_json::Value;
@@ -32,6 +32,11 @@ pub struct UserListQuery {
     pub q: Option<String>,
     pub meta: Vec<(String, String)>,
     pub suspended: Option<bool>,
+    /// Only users who connected this integration (its key).
+    pub integration: Option<String>,
+    /// Only users holding a credential in this status (`VALID`, `INVALID`, `PENDING`),
+    /// of `integration` when given.
+    pub credential_status: Option<String>,
     pub limit: Option<usize>,
     pub cursor: Option<String>,
 }
@@ -254,7 +259,7 @@ impl UsersService {
     }
 
     pub async fn list(&self, project: ProjectId, query: UserListQuery) -> ServiceResult<UserList> {
-        let filter = parse_filter(query)?;
+        let filter = self.resolve_filter(project, query).await?;
         let page = self.store.list_users(project, &filter).await?;
         Ok(UserList {
             users: page
@@ -263,6 +268,62 @@ impl UsersService {
                 .map(|u| self.with_last_seen(u))
                 .collect(),
             next_cursor: page.next_before_seq.map(encode_cursor),
+        })
+    }
+
+    /// How many users `query` matches (its `limit` and `cursor` are ignored), counted up
+    /// to `cap`: counting is a scan of the matching index entries, so the cap bounds it.
+    pub async fn count(
+        &self,
+        project: ProjectId,
+        query: UserListQuery,
+        cap: u64,
+    ) -> ServiceResult<UserCount> {
+        let query = UserListQuery {
+            limit: None,
+            cursor: None,
+            ..query
+        };
+        let filter = self.resolve_filter(project, query).await?;
+        Ok(self.store.count_users(project, &filter, cap).await?)
+    }
+
+    /// Parses the query and resolves its integration key to the project's integration.
+    async fn resolve_filter(
+        &self,
+        project: ProjectId,
+        mut query: UserListQuery,
+    ) -> ServiceResult<UserFilter> {
+        let integration = match query.integration.take().filter(|k| !k.is_empty()) {
+            None => None,
+            Some(key) => {
+                let parsed = IntegrationKey::parse(&key).map_err(|_| {
+                    ServiceError::InvalidFilter(format!("integration: `{key}` is not a key"))
+                })?;
+                let found = self
+                    .store
+                    .get_project_integration(project, &parsed)
+                    .await?
+                    .ok_or(ServiceError::IntegrationNotFound(key))?;
+                Some(found.id)
+            }
+        };
+        let credential_status = query
+            .credential_status
+            .take()
+            .filter(|s| !s.is_empty())
+            .map(|raw| {
+                CredentialStatus::parse(&raw).ok_or_else(|| {
+                    ServiceError::InvalidFilter(format!(
+                        "credentialStatus must be VALID, INVALID or PENDING, not `{raw}`"
+                    ))
+                })
+            })
+            .transpose()?;
+        Ok(UserFilter {
+            integration,
+            credential_status,
+            ..parse_filter(query)?
         })
     }
 
@@ -317,6 +378,8 @@ fn parse_filter(query: UserListQuery) -> ServiceResult<UserFilter> {
         q: query.q.filter(|q| !q.is_empty()),
         meta: query.meta,
         suspended: query.suspended,
+        integration: None,
+        credential_status: None,
         limit,
         before_seq,
     })

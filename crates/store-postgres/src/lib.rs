@@ -9,10 +9,10 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use plugboard_core::{
     ConnectLink, ConnectSession, ConnectedUser, Credential, CredentialConfiguration,
-    CredentialStatus, CredentialWithConfigurations, ErasedCounts, Execution, ExecutionFilter,
-    ExecutionUpdate, IntegrationKey, Metadata, Project, ProjectId, ProjectIntegration,
-    SealedColumn, SealedRow, SecretKeyRecord, SigningKeyRecord, UnixMillis, UserFilter, UserId,
-    UserPage, WorkflowVersion,
+    CredentialStatus, CredentialWithConfigurations, DashboardSession, ErasedCounts, Execution,
+    ExecutionFilter, ExecutionUpdate, IntegrationKey, IntegrationUsage, Metadata, Project,
+    ProjectId, ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord, SigningKeyRecord,
+    UnixMillis, UserCount, UserFilter, UserId, UserPage, WorkflowVersion,
 };
 use plugboard_store::{
     ConnectOutcome, CredentialSecretsWrite, LastSeen, MetadataWrite, Store, StoreError, StoreResult,
@@ -23,6 +23,7 @@ use sqlx::{AssertSqlSafe, PgPool, QueryBuilder, Row};
 use uuid::Uuid;
 
 mod connect;
+mod dashboard;
 mod integrations;
 mod rows;
 mod users;
@@ -789,6 +790,58 @@ impl Store for PostgresStore {
 
     async fn list_steps(&self, execution: Uuid) -> StoreResult<Vec<(String, Value, UnixMillis)>> {
         workflows::list_steps(&self.pool, execution).await
+    }
+
+    async fn list_projects(&self, limit: u32) -> StoreResult<Vec<Project>> {
+        let rows = sqlx::query(
+            "SELECT id, name, created_at FROM projects ORDER BY created_at, id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(rows::project).collect()
+    }
+
+    async fn count_users(
+        &self,
+        project: ProjectId,
+        filter: &UserFilter,
+        cap: u64,
+    ) -> StoreResult<UserCount> {
+        dashboard::count_users(&self.pool, project, filter, cap).await
+    }
+
+    async fn integration_usage(&self, project: ProjectId) -> StoreResult<IntegrationUsage> {
+        dashboard::integration_usage(&self.pool, project).await
+    }
+
+    async fn insert_dashboard_session(&self, session: &DashboardSession) -> StoreResult<()> {
+        dashboard::insert_session(&self.pool, session).await
+    }
+
+    async fn get_dashboard_session(
+        &self,
+        id_hash: &str,
+        now: UnixMillis,
+    ) -> StoreResult<Option<DashboardSession>> {
+        dashboard::get_session(&self.pool, id_hash, now).await
+    }
+
+    async fn set_dashboard_session_project(
+        &self,
+        id_hash: &str,
+        project: ProjectId,
+    ) -> StoreResult<()> {
+        dashboard::set_session_project(&self.pool, id_hash, project).await
+    }
+
+    async fn delete_dashboard_session(&self, id_hash: &str) -> StoreResult<()> {
+        dashboard::delete_session(&self.pool, id_hash).await
+    }
+
+    async fn purge_dashboard_sessions(&self, before: UnixMillis) -> StoreResult<u64> {
+        dashboard::purge_sessions(&self.pool, before).await
     }
 
     async fn list_integration_credentials(

@@ -22,7 +22,7 @@ macro_rules! user_columns {
 }
 pub(crate) use user_columns;
 
-fn get<'r, T>(row: &'r PgRow, column: &str) -> StoreResult<T>
+pub(crate) fn get<'r, T>(row: &'r PgRow, column: &str) -> StoreResult<T>
 where
     T: Decode<'r, Postgres> + Type<Postgres>,
 {

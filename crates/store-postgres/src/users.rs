@@ -190,10 +190,45 @@ pub(crate) fn push_list(
     project: ProjectId,
     filter: &UserFilter,
 ) {
-    query.push(concat!("SELECT ", user_columns!(), " "));
-    let order_column = push_from(query, project, filter);
+    push_query(
+        query,
+        concat!("SELECT ", user_columns!(), " "),
+        project,
+        filter,
+    );
+}
+
+/// What `count_users` selects.
+pub(crate) const COUNT_SELECT: &str = "SELECT 1 ";
+
+/// The list query with any select list (`count_users` selects [`COUNT_SELECT`]).
+pub(crate) fn push_query(
+    query: &mut QueryBuilder<Postgres>,
+    select: &str,
+    project: ProjectId,
+    filter: &UserFilter,
+) {
+    query.push(select);
+    // A count with only index conditions never reads the users table.
+    let index_only = select == COUNT_SELECT && filter.q.is_none() && filter.suspended.is_none();
+    let order_column = push_from(query, project, filter, index_only);
     if let Some(suspended) = filter.suspended {
         query.push(" AND u.suspended = ").push_bind(suspended);
+    }
+    if filter.integration.is_some() || filter.credential_status.is_some() {
+        // `credentials_user_seq` makes this a probe per candidate user.
+        query
+            .push(" AND EXISTS (SELECT 1 FROM credentials c WHERE c.user_seq = ")
+            .push(order_column);
+        if let Some(integration) = filter.integration {
+            query
+                .push(" AND c.integration_id = ")
+                .push_bind(integration);
+        }
+        if let Some(status) = filter.credential_status {
+            query.push(" AND c.status = ").push_bind(status.as_str());
+        }
+        query.push(")");
     }
     if let Some(q) = filter.q.as_deref().filter(|q| !q.is_empty()) {
         push_prefix_search(query, &search_fold(q));
@@ -215,6 +250,7 @@ fn push_from(
     query: &mut QueryBuilder<Postgres>,
     project: ProjectId,
     filter: &UserFilter,
+    index_only: bool,
 ) -> &'static str {
     let project = project.as_uuid();
     let Some(((key, value), more)) = filter.meta.split_first() else {
@@ -225,8 +261,11 @@ fn push_from(
     };
     // Driven from the index: its primary key ends in `user_seq`, so rows come out of a
     // backward index scan already in page order.
-    query
-        .push("FROM user_meta_index m0 JOIN users u ON u.seq = m0.user_seq WHERE m0.project_id = ");
+    query.push(if index_only {
+        "FROM user_meta_index m0 WHERE m0.project_id = "
+    } else {
+        "FROM user_meta_index m0 JOIN users u ON u.seq = m0.user_seq WHERE m0.project_id = "
+    });
     query.push_bind(project);
     query.push(" AND m0.key = ").push_bind(key.as_str());
     query.push(" AND m0.value = ").push_bind(value.as_str());
@@ -235,7 +274,7 @@ fn push_from(
         query.push_bind(project);
         query.push(" AND mi.key = ").push_bind(key.as_str());
         query.push(" AND mi.value = ").push_bind(value.as_str());
-        query.push(" AND mi.user_seq = u.seq)");
+        query.push(" AND mi.user_seq = m0.user_seq)");
     }
     "m0.user_seq"
 }

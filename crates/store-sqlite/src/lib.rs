@@ -11,10 +11,10 @@ use async_trait::async_trait;
 use plugboard_core::user::search_fold;
 use plugboard_core::{
     ConnectLink, ConnectSession, ConnectedUser, Credential, CredentialConfiguration,
-    CredentialStatus, CredentialWithConfigurations, ErasedCounts, Execution, ExecutionFilter,
-    ExecutionUpdate, IntegrationKey, Metadata, Project, ProjectId, ProjectIntegration,
-    SealedColumn, SealedRow, SecretKeyRecord, SigningKeyRecord, UnixMillis, UserFilter, UserId,
-    UserPage, WorkflowVersion,
+    CredentialStatus, CredentialWithConfigurations, DashboardSession, ErasedCounts, Execution,
+    ExecutionFilter, ExecutionUpdate, IntegrationKey, IntegrationUsage, Metadata, Project,
+    ProjectId, ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord, SigningKeyRecord,
+    UnixMillis, UserCount, UserFilter, UserId, UserPage, WorkflowVersion,
 };
 use plugboard_store::{
     ConnectOutcome, CredentialSecretsWrite, LastSeen, MetadataWrite, Store, StoreError, StoreResult,
@@ -27,6 +27,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 
 mod connect;
+mod dashboard;
 mod group;
 mod integrations;
 mod workflows;
@@ -185,14 +186,36 @@ fn prefix_upper_bound(prefix: &str) -> String {
 }
 
 fn push_list_users(query: &mut QueryBuilder<Sqlite>, project: ProjectId, filter: &UserFilter) {
+    push_users_query(
+        query,
+        concat!("SELECT ", user_columns!(), " "),
+        project,
+        filter,
+    );
+}
+
+/// What `count_users` selects.
+pub(crate) const COUNT_SELECT: &str = "SELECT 1 ";
+
+/// The users query with any select list (`count_users` selects [`COUNT_SELECT`]).
+pub(crate) fn push_users_query(
+    query: &mut QueryBuilder<Sqlite>,
+    select: &str,
+    project: ProjectId,
+    filter: &UserFilter,
+) {
     let project = project.to_string();
-    query.push(concat!("SELECT ", user_columns!(), " "));
+    query.push(select);
     // With a metadata filter, drive the query from the index: its primary key ends in
     // `user_seq`, so rows come out already in page order.
     let order_column = if let Some((key, value)) = filter.meta.first() {
-        query.push(
-            "FROM user_meta_index m0 JOIN users u ON u.seq = m0.user_seq WHERE m0.project_id = ",
-        );
+        // A count with only index conditions never reads the users table.
+        let index_only = select == COUNT_SELECT && filter.q.is_none() && filter.suspended.is_none();
+        query.push(if index_only {
+            "FROM user_meta_index m0 WHERE m0.project_id = "
+        } else {
+            "FROM user_meta_index m0 JOIN users u ON u.seq = m0.user_seq WHERE m0.project_id = "
+        });
         query.push_bind(project.clone());
         query.push(" AND m0.key = ").push_bind(key.as_str());
         query.push(" AND m0.value = ").push_bind(value.as_str());
@@ -201,7 +224,7 @@ fn push_list_users(query: &mut QueryBuilder<Sqlite>, project: ProjectId, filter:
             query.push_bind(project.clone());
             query.push(" AND mi.key = ").push_bind(key.as_str());
             query.push(" AND mi.value = ").push_bind(value.as_str());
-            query.push(" AND mi.user_seq = u.seq)");
+            query.push(" AND mi.user_seq = m0.user_seq)");
         }
         "m0.user_seq"
     } else {
@@ -212,6 +235,21 @@ fn push_list_users(query: &mut QueryBuilder<Sqlite>, project: ProjectId, filter:
     };
     if let Some(suspended) = filter.suspended {
         query.push(" AND u.suspended = ").push_bind(suspended);
+    }
+    if filter.integration.is_some() || filter.credential_status.is_some() {
+        // `credentials_user_seq` makes this a probe per candidate user.
+        query.push(format!(
+            " AND EXISTS (SELECT 1 FROM credentials c WHERE c.user_seq = {order_column}"
+        ));
+        if let Some(integration) = filter.integration {
+            query
+                .push(" AND c.integration_id = ")
+                .push_bind(integration.to_string());
+        }
+        if let Some(status) = filter.credential_status {
+            query.push(" AND c.status = ").push_bind(status.as_str());
+        }
+        query.push(")");
     }
     if let Some(q) = filter.q.as_deref().filter(|q| !q.is_empty()) {
         let low = search_fold(q);
@@ -993,6 +1031,58 @@ impl Store for SqliteStore {
 
     async fn list_steps(&self, execution: Uuid) -> StoreResult<Vec<(String, Value, UnixMillis)>> {
         workflows::list_steps(&self.reader, execution).await
+    }
+
+    async fn list_projects(&self, limit: u32) -> StoreResult<Vec<Project>> {
+        let rows = sqlx::query(
+            "SELECT id, name, created_at FROM projects ORDER BY created_at, id LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(project_from_row).collect()
+    }
+
+    async fn count_users(
+        &self,
+        project: ProjectId,
+        filter: &UserFilter,
+        cap: u64,
+    ) -> StoreResult<UserCount> {
+        dashboard::count_users(&self.reader, project, filter, cap).await
+    }
+
+    async fn integration_usage(&self, project: ProjectId) -> StoreResult<IntegrationUsage> {
+        dashboard::integration_usage(&self.reader, project).await
+    }
+
+    async fn insert_dashboard_session(&self, session: &DashboardSession) -> StoreResult<()> {
+        dashboard::insert_session(&self.writer, session).await
+    }
+
+    async fn get_dashboard_session(
+        &self,
+        id_hash: &str,
+        now: UnixMillis,
+    ) -> StoreResult<Option<DashboardSession>> {
+        dashboard::get_session(&self.reader, id_hash, now).await
+    }
+
+    async fn set_dashboard_session_project(
+        &self,
+        id_hash: &str,
+        project: ProjectId,
+    ) -> StoreResult<()> {
+        dashboard::set_session_project(&self.writer, id_hash, project).await
+    }
+
+    async fn delete_dashboard_session(&self, id_hash: &str) -> StoreResult<()> {
+        dashboard::delete_session(&self.writer, id_hash).await
+    }
+
+    async fn purge_dashboard_sessions(&self, before: UnixMillis) -> StoreResult<u64> {
+        dashboard::purge_sessions(&self.writer, before).await
     }
 
     async fn list_integration_credentials(

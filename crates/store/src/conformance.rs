@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use plugboard_core::{
     ConnectLink, ConnectSession, ConnectSessionStatus, Credential, CredentialConfiguration,
-    CredentialStatus, CredentialWithConfigurations, Execution, ExecutionFilter, ExecutionStatus,
-    ExecutionUpdate, IntegrationKey, Metadata, MetadataLimits, Project, ProjectId,
-    ProjectIntegration, SealedColumn, SecretKeyRecord, SigningKeyRecord, UserFilter, UserId,
-    WorkflowVersion,
+    CredentialStatus, CredentialWithConfigurations, DashboardPrincipal, DashboardSession,
+    Execution, ExecutionFilter, ExecutionStatus, ExecutionUpdate, IntegrationKey, Metadata,
+    MetadataLimits, Project, ProjectId, ProjectIntegration, SealedColumn, SecretKeyRecord,
+    SigningKeyRecord, UserFilter, UserId, WorkflowVersion,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -65,6 +65,11 @@ macro_rules! conformance_tests {
             project_env_round_trip,
             concurrent_claims_never_share_an_execution,
             old_finished_executions_are_purged,
+            users_filter_by_integration_and_credential_status,
+            user_counts_follow_filters_up_to_a_cap,
+            integration_usage_counts_users_and_enabled_workflows,
+            projects_are_listed_oldest_first,
+            dashboard_sessions_expire_and_end,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -2620,5 +2625,320 @@ pub async fn project_env_round_trip(store: Arc<dyn Store>) {
     assert_eq!(
         store.get_project_env(project).await.unwrap().unwrap().1,
         "sealed-3"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Dashboard
+
+/// `alice` connected crm (valid) and mail (invalid), `bob` crm (invalid), `carol` nothing;
+/// a second project's `dave` connected its own crm.
+async fn dashboard_fixture(
+    store: &dyn Store,
+) -> (ProjectId, ProjectIntegration, ProjectIntegration, ProjectId) {
+    let project = new_project(store, "dash").await;
+    let crm = new_integration(store, project, "crm").await;
+    let mail = new_integration(store, project, "mail").await;
+    for (i, name) in ["alice", "bob", "carol"].iter().enumerate() {
+        store
+            .ensure_user(project, &uid(name), T0 + i as i64)
+            .await
+            .unwrap();
+    }
+    connect(store, project, &uid("alice"), crm.id, T0).await;
+    let invalid_mail = connect(store, project, &uid("alice"), mail.id, T0 + 1).await;
+    let invalid_crm = connect(store, project, &uid("bob"), crm.id, T0 + 2).await;
+    for c in [invalid_mail, invalid_crm] {
+        store
+            .set_credential_status(
+                project,
+                c.credential.id,
+                CredentialStatus::Invalid,
+                3,
+                T0 + 5,
+            )
+            .await
+            .unwrap();
+    }
+    let other = new_project(store, "other").await;
+    let other_crm = new_integration(store, other, "crm").await;
+    connect(store, other, &uid("dave"), other_crm.id, T0).await;
+    (project, crm, mail, other)
+}
+
+pub async fn users_filter_by_integration_and_credential_status(store: Arc<dyn Store>) {
+    let (project, crm, mail, _) = dashboard_fixture(&*store).await;
+    let list = |f: UserFilter| {
+        let store = store.clone();
+        async move { ids(&store.list_users(project, &f).await.unwrap()) }
+    };
+    let by = |integration: Option<Uuid>, status: Option<CredentialStatus>| UserFilter {
+        integration,
+        credential_status: status,
+        ..filter(10)
+    };
+    assert_eq!(list(by(Some(crm.id), None)).await, ["bob", "alice"]);
+    assert_eq!(list(by(Some(mail.id), None)).await, ["alice"]);
+    assert_eq!(
+        list(by(None, Some(CredentialStatus::Invalid))).await,
+        ["bob", "alice"]
+    );
+    assert_eq!(
+        list(by(Some(crm.id), Some(CredentialStatus::Invalid))).await,
+        ["bob"]
+    );
+    assert_eq!(
+        list(by(Some(crm.id), Some(CredentialStatus::Valid))).await,
+        ["alice"]
+    );
+    assert!(
+        list(by(None, Some(CredentialStatus::Pending)))
+            .await
+            .is_empty()
+    );
+    // Combined with the other filters and pages.
+    let combined = UserFilter {
+        q: Some("AL".into()),
+        ..by(None, Some(CredentialStatus::Invalid))
+    };
+    assert_eq!(list(combined).await, ["alice"]);
+    let one = UserFilter {
+        limit: 1,
+        ..by(Some(crm.id), None)
+    };
+    let first = store.list_users(project, &one).await.unwrap();
+    assert_eq!(ids(&first), ["bob"]);
+    let rest = UserFilter {
+        before_seq: first.next_before_seq,
+        ..by(Some(crm.id), None)
+    };
+    assert_eq!(list(rest).await, ["alice"]);
+}
+
+pub async fn user_counts_follow_filters_up_to_a_cap(store: Arc<dyn Store>) {
+    let (project, crm, _, other) = dashboard_fixture(&*store).await;
+    set_meta(
+        &*store,
+        project,
+        &uid("carol"),
+        json!({"plan": "pro", "Email": "c@x.example"}),
+    )
+    .await;
+    set_meta(&*store, project, &uid("bob"), json!({"plan": "pro"})).await;
+    let count = |f: UserFilter, cap: u64| {
+        let store = store.clone();
+        async move { store.count_users(project, &f, cap).await.unwrap() }
+    };
+    let all = count(filter(1), 100).await;
+    assert_eq!((all.count, all.capped), (3, false), "limit is ignored");
+    let capped = count(filter(50), 2).await;
+    assert_eq!((capped.count, capped.capped), (2, true));
+    let exact = count(filter(50), 3).await;
+    assert_eq!((exact.count, exact.capped), (3, false));
+    assert_eq!(count(meta_filter(&[("plan", "pro")]), 100).await.count, 2);
+    let broken_pro = UserFilter {
+        credential_status: Some(CredentialStatus::Invalid),
+        ..meta_filter(&[("plan", "pro")])
+    };
+    assert_eq!(count(broken_pro, 100).await.count, 1, "bob only");
+    let suspended_pro = UserFilter {
+        suspended: Some(true),
+        ..meta_filter(&[("plan", "pro")])
+    };
+    assert_eq!(count(suspended_pro, 100).await.count, 0);
+    let crm_users = UserFilter {
+        integration: Some(crm.id),
+        ..filter(50)
+    };
+    assert_eq!(count(crm_users, 100).await.count, 2);
+    let search = UserFilter {
+        q: Some("c@".into()),
+        ..filter(50)
+    };
+    assert_eq!(count(search, 100).await.count, 1);
+    let past_cursor = UserFilter {
+        before_seq: Some(0),
+        ..filter(50)
+    };
+    assert_eq!(
+        count(past_cursor, 100).await.count,
+        3,
+        "the cursor is ignored"
+    );
+    let others = store.count_users(other, &filter(50), 100).await.unwrap();
+    assert_eq!(others.count, 1);
+}
+
+pub async fn integration_usage_counts_users_and_enabled_workflows(store: Arc<dyn Store>) {
+    let (project, crm, mail, other) = dashboard_fixture(&*store).await;
+    // Every fixture credential's default configuration enables `wf-1`; turn it off for
+    // bob and turn `wf-2` on for alice's crm.
+    let bob_crm = &store.list_credentials(project, &uid("bob")).await.unwrap()[0];
+    store
+        .update_configuration(
+            project,
+            bob_crm.credential.id,
+            bob_crm.configurations[0].id,
+            Some(object(json!({"wf-1": {"enabled": false}}))),
+            None,
+            T0 + 9,
+            &[],
+        )
+        .await
+        .unwrap();
+    let alice = store
+        .list_credentials(project, &uid("alice"))
+        .await
+        .unwrap();
+    let alice_crm = alice
+        .iter()
+        .find(|c| c.credential.integration_id == crm.id)
+        .unwrap();
+    store
+        .update_configuration(
+            project,
+            alice_crm.credential.id,
+            alice_crm.configurations[0].id,
+            Some(object(
+                json!({"wf-1": {"enabled": true}, "wf-2": {"enabled": true, "settings": {}}}),
+            )),
+            None,
+            T0 + 9,
+            &[],
+        )
+        .await
+        .unwrap();
+    let usage = store.integration_usage(project).await.unwrap();
+    let of = |id: Uuid| {
+        usage
+            .integrations
+            .iter()
+            .find(|u| u.integration_id == id)
+            .map(|u| (u.users, u.invalid_users))
+    };
+    assert_eq!(of(crm.id), Some((2, 1)));
+    assert_eq!(of(mail.id), Some((1, 1)));
+    assert_eq!(usage.integrations.len(), 2);
+    // alice enabled wf-1 on both of her credentials: she counts once.
+    assert_eq!(
+        usage.workflows,
+        vec![("wf-1".to_owned(), 1), ("wf-2".to_owned(), 1)]
+    );
+    let others = store.integration_usage(other).await.unwrap();
+    assert_eq!(others.workflows, vec![("wf-1".to_owned(), 1)]);
+    let empty = new_project(&*store, "empty").await;
+    assert_eq!(
+        store.integration_usage(empty).await.unwrap(),
+        Default::default()
+    );
+}
+
+pub async fn projects_are_listed_oldest_first(store: Arc<dyn Store>) {
+    let a = new_project(&*store, "a").await;
+    let b = Project {
+        id: ProjectId::new_random(),
+        name: "b".into(),
+        created_at: T0 + 1,
+    };
+    store.create_project(&b).await.unwrap();
+    let listed: Vec<ProjectId> = store
+        .list_projects(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(listed, vec![a, b.id]);
+    assert_eq!(store.list_projects(1).await.unwrap().len(), 1);
+}
+
+pub async fn dashboard_sessions_expire_and_end(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "sessions").await;
+    let key_id = Uuid::new_v4();
+    let keyed = DashboardSession {
+        id_hash: "hash-keyed".into(),
+        principal: DashboardPrincipal::SecretKey { project, key_id },
+        csrf_token: "csrf-1".into(),
+        created_at: T0,
+        expires_at: T0 + 1_000,
+    };
+    let admin = DashboardSession {
+        id_hash: "hash-admin".into(),
+        principal: DashboardPrincipal::Admin { project: None },
+        csrf_token: "csrf-2".into(),
+        created_at: T0,
+        expires_at: T0 + 5_000,
+    };
+    store.insert_dashboard_session(&keyed).await.unwrap();
+    store.insert_dashboard_session(&admin).await.unwrap();
+    assert!(matches!(
+        store.insert_dashboard_session(&keyed).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let got = store
+        .get_dashboard_session("hash-keyed", T0 + 999)
+        .await
+        .unwrap();
+    assert_eq!(got.as_ref(), Some(&keyed));
+    assert!(
+        store
+            .get_dashboard_session("hash-keyed", T0 + 1_000)
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    assert!(
+        store
+            .get_dashboard_session("nope", T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The admin picks a project; a secret-key session cannot be re-pointed.
+    store
+        .set_dashboard_session_project("hash-admin", project)
+        .await
+        .unwrap();
+    let picked = store
+        .get_dashboard_session("hash-admin", T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        picked.principal,
+        DashboardPrincipal::Admin {
+            project: Some(project)
+        }
+    );
+    let other = new_project(&*store, "other").await;
+    assert!(matches!(
+        store
+            .set_dashboard_session_project("hash-keyed", other)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.set_dashboard_session_project("nope", other).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.purge_dashboard_sessions(T0 + 2_000).await.unwrap(), 1);
+    assert!(
+        store
+            .get_dashboard_session("hash-keyed", T0)
+            .await
+            .unwrap()
+            .is_none(),
+        "purged"
+    );
+    store.delete_dashboard_session("hash-admin").await.unwrap();
+    store.delete_dashboard_session("hash-admin").await.unwrap();
+    assert!(
+        store
+            .get_dashboard_session("hash-admin", T0)
+            .await
+            .unwrap()
+            .is_none(),
+        "logged out"
     );
 }

@@ -6,10 +6,10 @@
 use async_trait::async_trait;
 use plugboard_core::{
     ConnectLink, ConnectSession, ConnectSessionStatus, ConnectedUser, Credential,
-    CredentialConfiguration, CredentialStatus, CredentialWithConfigurations, ErasedCounts,
-    Execution, ExecutionFilter, ExecutionUpdate, IntegrationKey, Metadata, Project, ProjectId,
-    ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord, SigningKeyRecord, UnixMillis,
-    UserFilter, UserId, UserPage, WorkflowVersion,
+    CredentialConfiguration, CredentialStatus, CredentialWithConfigurations, DashboardSession,
+    ErasedCounts, Execution, ExecutionFilter, ExecutionUpdate, IntegrationKey, IntegrationUsage,
+    Metadata, Project, ProjectId, ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord,
+    SigningKeyRecord, UnixMillis, UserCount, UserFilter, UserId, UserPage, WorkflowVersion,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -418,6 +418,39 @@ pub trait Store: Send + Sync + 'static {
     async fn list_steps(&self, execution: Uuid) -> StoreResult<Vec<(String, Value, UnixMillis)>>;
     /// How many step records each of these executions has (absent: none).
     async fn count_steps(&self, executions: &[Uuid]) -> StoreResult<Vec<(Uuid, u64)>>;
+
+    /// Up to `limit` projects, oldest first (for the admin's project picker).
+    async fn list_projects(&self, limit: u32) -> StoreResult<Vec<Project>>;
+    /// How many users match `filter` (its `limit` and `before_seq` are ignored), counted
+    /// up to `cap` so that a broad filter over a large project stays cheap.
+    async fn count_users(
+        &self,
+        project: ProjectId,
+        filter: &UserFilter,
+        cap: u64,
+    ) -> StoreResult<UserCount>;
+    /// Per integration, how many users connected it (and how many hold an `INVALID`
+    /// credential of it); per workflow, how many users enabled it.
+    async fn integration_usage(&self, project: ProjectId) -> StoreResult<IntegrationUsage>;
+
+    /// Stores a new dashboard session; `Conflict` if its id hash exists.
+    async fn insert_dashboard_session(&self, session: &DashboardSession) -> StoreResult<()>;
+    /// The session with this id hash, if it has not expired at `now`.
+    async fn get_dashboard_session(
+        &self,
+        id_hash: &str,
+        now: UnixMillis,
+    ) -> StoreResult<Option<DashboardSession>>;
+    /// Points an admin session at a project; `NotFound` when there is no such admin session.
+    async fn set_dashboard_session_project(
+        &self,
+        id_hash: &str,
+        project: ProjectId,
+    ) -> StoreResult<()>;
+    /// Ends a session (logout); deleting one that does not exist is not an error.
+    async fn delete_dashboard_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// Deletes sessions that expired before `before`; returns how many went.
+    async fn purge_dashboard_sessions(&self, before: UnixMillis) -> StoreResult<u64>;
 }
 
 /// How a connect attempt ended, as [`Store::finish_connect_session`] records it.

@@ -8,6 +8,7 @@ mod common;
 
 mod concurrency;
 mod connect;
+mod dashboard;
 mod integrations;
 mod interop;
 mod isolation;

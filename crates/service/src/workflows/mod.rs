@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use plugboard_core::{
     CredentialStatus, CredentialWithConfigurations, Execution, ExecutionFilter, ExecutionStatus,
-    ProjectId, UserId, WorkflowVersion, now_millis,
+    IntegrationUsage, ProjectId, UserId, WorkflowVersion, now_millis,
 };
 use plugboard_engine::{Trigger, WorkflowDefinition};
 use plugboard_store::Store;
@@ -555,6 +555,24 @@ impl WorkflowsService {
             .await?;
         self.worker.wake();
         Ok(replay)
+    }
+
+    /// One version of a workflow (`None`: the current one).
+    pub async fn version(
+        &self,
+        project: ProjectId,
+        workflow_id: &str,
+        version: Option<i64>,
+    ) -> ServiceResult<WorkflowVersion> {
+        self.store
+            .get_workflow(project, workflow_id, version)
+            .await?
+            .ok_or_else(|| ServiceError::WorkflowNotFound(workflow_id.to_owned()))
+    }
+
+    /// How many users connected each integration and enabled each workflow.
+    pub async fn usage(&self, project: ProjectId) -> ServiceResult<IntegrationUsage> {
+        Ok(self.store.integration_usage(project).await?)
     }
 
     /// One execution with its steps' records, in the order they ran.
