@@ -264,6 +264,11 @@ struct StepRow {
     error: Option<String>,
     retry_at: Option<String>,
     input: Option<String>,
+    /// Whether `input` is the request as sent (redacted) rather than the definition.
+    input_rendered: bool,
+    /// The step's `type` and how long its last attempt took, from its trace.
+    kind: String,
+    took: Option<String>,
 }
 
 /// The step definition at a journal key (`fetch`, `each[3].push`, `check.notify`): the
@@ -319,7 +324,18 @@ pub async fn show(
         .map(|(key, record, at)| {
             let elapsed = duration((at - previous).max(0));
             previous = *at;
+            let trace = &record["trace"];
+            let took = match (trace["startedAt"].as_i64(), trace["endedAt"].as_i64()) {
+                (Some(start), Some(end)) if start > 0 && end >= start => {
+                    Some(duration(end - start))
+                }
+                _ => None,
+            };
+            let recorded_input = trace.get("input").filter(|i| !i.is_null());
             StepRow {
+                input_rendered: recorded_input.is_some(),
+                kind: trace["type"].as_str().unwrap_or_default().to_owned(),
+                took,
                 key: key.clone(),
                 state: record["state"].as_str().unwrap_or("?").to_owned(),
                 attempts: record["attempts"]
@@ -334,7 +350,9 @@ pub async fn show(
                     .as_i64()
                     .or_else(|| record["until"].as_i64())
                     .map(when),
-                input: step_definition(&definition, key).map(|s| pretty(&step_input(s))),
+                input: recorded_input
+                    .map(pretty)
+                    .or_else(|| step_definition(&definition, key).map(|s| pretty(&step_input(s)))),
             }
         })
         .collect();
