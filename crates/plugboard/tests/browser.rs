@@ -9,10 +9,10 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::browser::{artifacts_dir, browser_dir, ensure_node_modules};
 use common::provider::FakeProvider;
 use common::*;
 use serde_json::{Value, json};
@@ -30,38 +30,6 @@ const EXPECTED_CONSOLE_ERRORS: &[&str] = &[
     // The suspended user's refused call.
     "status of 403 (Forbidden)",
 ];
-
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
-}
-
-fn artifacts_dir() -> PathBuf {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    tmp.parent().unwrap_or(tmp).join("browser-artifacts")
-}
-
-/// `npm ci` when the SDK or playwright-core is missing; a file lock keeps concurrent test
-/// processes (nextest runs one per test) from installing at the same time.
-fn ensure_node_modules() {
-    let dir = browser_dir();
-    let lock_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-npm.lock");
-    let lock = std::fs::File::create(&lock_path).expect("creating the npm lock file");
-    lock.lock().expect("taking the npm lock");
-    let installed = ["@useparagon/connect", "playwright-core"].iter().all(|p| {
-        dir.join("node_modules")
-            .join(p)
-            .join("package.json")
-            .exists()
-    });
-    if !installed {
-        let status = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm runs (Node 18+ is required for the browser tests)");
-        assert!(status.success(), "npm ci in tests/browser failed");
-    }
-}
 
 /// The node runner: one Chromium, one test page, JSON lines both ways.
 struct Browser {

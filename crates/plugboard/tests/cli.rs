@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -40,6 +40,34 @@ fn run_ok(command: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// `plugboard project create` on `database_url`: the project's id, its secret key and the
+/// file holding its signing key.
+fn create_project_with_cli(
+    dir: &Path,
+    database_url: &str,
+    name: &str,
+) -> (String, String, PathBuf) {
+    let key_path = dir.join(format!("{name}-key.pem"));
+    let created: Value = serde_json::from_str(&run_ok(
+        plugboard(
+            dir,
+            &[
+                "project",
+                "create",
+                "--name",
+                name,
+                "--key-out",
+                key_path.to_str().unwrap(),
+            ],
+        )
+        .env("PLUGBOARD_DATABASE_URL", database_url),
+    ))
+    .unwrap();
+    let pid = created["projectId"].as_str().unwrap().to_owned();
+    let secret = created["secretKey"].as_str().unwrap().to_owned();
+    (pid, secret, key_path)
 }
 
 fn master_key() -> String {
@@ -495,24 +523,7 @@ async fn connect_through(
 async fn keys_rotate_reseals_every_secret() {
     let dir = tempfile::tempdir().unwrap();
     let database_url = Backend::Sqlite.fresh_store(dir.path()).await.0;
-    let key_path = dir.path().join("key.pem");
-    let created: Value = serde_json::from_str(&run_ok(
-        plugboard(
-            dir.path(),
-            &[
-                "project",
-                "create",
-                "--name",
-                "rot",
-                "--key-out",
-                key_path.to_str().unwrap(),
-            ],
-        )
-        .env("PLUGBOARD_DATABASE_URL", &database_url),
-    ))
-    .unwrap();
-    let pid = created["projectId"].as_str().unwrap().to_owned();
-    let secret = created["secretKey"].as_str().unwrap().to_owned();
+    let (pid, secret, key_path) = create_project_with_cli(dir.path(), &database_url, "rot");
     let token = run_ok(&mut plugboard(
         dir.path(),
         &[
@@ -687,24 +698,7 @@ async fn a_killed_worker_loses_no_execution_and_repeats_no_side_effect() {
 
     let dir = tempfile::tempdir().unwrap();
     let database_url = Backend::Sqlite.fresh_store(dir.path()).await.0;
-    let key_path = dir.path().join("key.pem");
-    let created: Value = serde_json::from_str(&run_ok(
-        plugboard(
-            dir.path(),
-            &[
-                "project",
-                "create",
-                "--name",
-                "crash",
-                "--key-out",
-                key_path.to_str().unwrap(),
-            ],
-        )
-        .env("PLUGBOARD_DATABASE_URL", &database_url),
-    ))
-    .unwrap();
-    let pid = created["projectId"].as_str().unwrap().to_owned();
-    let secret = created["secretKey"].as_str().unwrap().to_owned();
+    let (pid, secret, key_path) = create_project_with_cli(dir.path(), &database_url, "crash");
     let key = master_key();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -1053,24 +1047,7 @@ async fn two_worker_processes_never_run_the_same_step_at_once() {
 
     let dir = tempfile::tempdir().unwrap();
     let database_url = Backend::Postgres.fresh_store(dir.path()).await.0;
-    let key_path = dir.path().join("key.pem");
-    let created: Value = serde_json::from_str(&run_ok(
-        plugboard(
-            dir.path(),
-            &[
-                "project",
-                "create",
-                "--name",
-                "workers",
-                "--key-out",
-                key_path.to_str().unwrap(),
-            ],
-        )
-        .env("PLUGBOARD_DATABASE_URL", &database_url),
-    ))
-    .unwrap();
-    let pid = created["projectId"].as_str().unwrap().to_owned();
-    let secret = created["secretKey"].as_str().unwrap().to_owned();
+    let (pid, secret, key_path) = create_project_with_cli(dir.path(), &database_url, "workers");
     let key = master_key();
     let api_port = free_port();
     let base = format!("http://127.0.0.1:{api_port}");

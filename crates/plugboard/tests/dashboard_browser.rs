@@ -10,12 +10,12 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::browser::{artifacts_dir, browser_dir, ensure_node_modules};
 use common::provider::FakeProvider;
 use common::*;
 use reqwest::Method;
@@ -28,34 +28,6 @@ const EXPECTED_CONSOLE_ERRORS: &[&str] = &[
     // The refused login is answered 401, which Chromium logs.
     "status of 401 (Unauthorized)",
 ];
-
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
-}
-
-fn artifacts_dir() -> PathBuf {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    tmp.parent().unwrap_or(tmp).join("browser-artifacts")
-}
-
-/// `npm ci` when playwright-core is missing (under a file lock, as the SDK suite does).
-fn ensure_node_modules() {
-    let dir = browser_dir();
-    let lock_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-npm.lock");
-    let lock = std::fs::File::create(&lock_path).expect("creating the npm lock file");
-    lock.lock().expect("taking the npm lock");
-    if !dir
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
-        let status = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm runs (Node 18+ is required for the browser tests)");
-        assert!(status.success(), "npm ci in tests/browser failed");
-    }
-}
 
 /// `tests/browser/dashboard.mjs`: one Chromium page, JSON lines both ways.
 struct Driver {

@@ -3,6 +3,7 @@
 //! family, and user tokens minted with every header and claim under the test's control.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod oidc;
 pub mod provider;
 
