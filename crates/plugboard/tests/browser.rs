@@ -9,15 +9,10 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::process::Stdio;
-use std::time::Duration;
-
-use common::browser::{artifacts_dir, browser_dir, ensure_node_modules};
+use common::browser::{NodeDriver, artifacts_dir};
 use common::provider::FakeProvider;
 use common::*;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 const INTEGRATION: &str = "custom.crm";
 
@@ -31,85 +26,39 @@ const EXPECTED_CONSOLE_ERRORS: &[&str] = &[
     "status of 403 (Forbidden)",
 ];
 
-/// The node runner: one Chromium, one test page, JSON lines both ways.
+/// The SDK's driver (`run.mjs`): one Chromium, one test page.
 struct Browser {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
+    driver: NodeDriver,
     /// What the page asked of Plugboard while it loaded.
     boot: Value,
 }
 
 impl Browser {
     async fn launch(app: &TestApp, name: &str) -> Self {
-        ensure_node_modules();
-        let mut child = Command::new("node")
-            .arg(browser_dir().join("run.mjs"))
-            .arg(app.server.base_url())
-            .arg(artifacts_dir().join(name))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node runs");
-        let stdin = child.stdin.take().unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut browser = Self {
-            child,
-            stdin,
-            lines,
-            boot: Value::Null,
-        };
-        browser.boot = browser.read("start").await;
-        assert_eq!(browser.boot["ready"], true, "{}", browser.boot);
-        browser
+        let (driver, boot) = NodeDriver::start(
+            "run.mjs",
+            &app.server.base_url(),
+            artifacts_dir().join(name),
+            EXPECTED_CONSOLE_ERRORS,
+        )
+        .await;
+        Self { driver, boot }
     }
 
-    async fn read(&mut self, what: &str) -> Value {
-        let line = tokio::time::timeout(Duration::from_secs(60), self.lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("the browser runner did not answer `{what}` in time"))
-            .expect("reading the runner's output");
-        let Some(line) = line else {
-            let status = self.child.wait().await.unwrap();
-            panic!("the browser runner exited ({status}) during `{what}`; see its stderr");
-        };
-        let answer: Value = serde_json::from_str(&line).expect("the runner prints JSON lines");
+    async fn close(self) {
+        self.driver.close().await;
+    }
+
+    /// One command's answer; the page never calls outside loopback.
+    async fn send(&mut self, command: Value) -> Value {
+        let what = format!("{} {}", command["op"], command["method"]);
+        let answer = self.driver.send(&command, &what).await;
         assert_eq!(
             answer["foreign"],
             json!([]),
             "the page called outside loopback"
         );
-        let errors = answer["errors"].as_array().into_iter().flatten();
-        for error in errors.filter_map(Value::as_str) {
-            assert!(
-                EXPECTED_CONSOLE_ERRORS.iter().any(|e| error.contains(e)),
-                "unexpected console error during `{what}`: {error}"
-            );
-        }
         answer
-    }
-
-    /// Ends the runner the polite way (stdin closed), so that Chromium exits with it.
-    async fn close(self) {
-        let Self {
-            mut child, stdin, ..
-        } = self;
-        drop(stdin);
-        let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-            .await
-            .expect("the browser runner exits when its input ends")
-            .unwrap();
-        assert!(status.success(), "the browser runner exited with {status}");
-    }
-
-    async fn send(&mut self, command: Value) -> Value {
-        let what = format!("{} {}", command["op"], command["method"]);
-        let mut line = command.to_string();
-        line.push('\n');
-        self.stdin.write_all(line.as_bytes()).await.unwrap();
-        self.read(&what).await
     }
 
     /// `paragon[method](...args)`; the answer's `ok`, `value` or `error`, and `requests`.

@@ -42,6 +42,38 @@ fn run_ok(command: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Polls the task history until `count` executions of the project succeeded (60 s at most;
+/// `log` says what the server printed if not).
+async fn wait_until_succeeded(
+    base: &str,
+    pid: &str,
+    secret: &str,
+    count: usize,
+    log: impl Fn() -> String,
+) {
+    let client = http_client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = call(
+            client
+                .get(format!(
+                    "{base}/api/v1/projects/{pid}/executions?status=SUCCEEDED&limit=100"
+                ))
+                .bearer_auth(secret),
+        )
+        .await;
+        if done.body["data"].as_array().unwrap().len() == count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all executions finished:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// `plugboard project create` on `database_url`: the project's id, its secret key and the
 /// file holding its signing key.
 fn create_project_with_cli(
@@ -718,7 +750,6 @@ async fn a_killed_worker_loses_no_execution_and_repeats_no_side_effect() {
     wait_until_healthy(&base, &mut node).await;
 
     let provider = common::provider::FakeProvider::start().await;
-    let client = http_client();
     let accepted = hook_workload(
         &base,
         &pid,
@@ -746,26 +777,7 @@ async fn a_killed_worker_loses_no_execution_and_repeats_no_side_effect() {
 
     let mut node = Running::spawn(serve(), dir.path().join("second.log"));
     wait_until_healthy(&base, &mut node).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let done = call(
-            client
-                .get(format!(
-                    "{base}/api/v1/projects/{pid}/executions?status=SUCCEEDED&limit=100"
-                ))
-                .bearer_auth(&secret),
-        )
-        .await;
-        if done.body["data"].as_array().unwrap().len() == accepted.len() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not all executions finished:\n{}",
-            node.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_succeeded(&base, &pid, &secret, accepted.len(), || node.stderr()).await;
     let seen = seen.lock().unwrap().clone();
     assert_eq!(
         seen.len(),
@@ -1092,27 +1104,7 @@ async fn two_worker_processes_never_run_the_same_step_at_once() {
         wait_until_healthy(&format!("http://127.0.0.1:{port}"), worker).await;
     }
 
-    let client = http_client();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let done = call(
-            client
-                .get(format!(
-                    "{base}/api/v1/projects/{pid}/executions?status=SUCCEEDED&limit=100"
-                ))
-                .bearer_auth(&secret),
-        )
-        .await;
-        if done.body["data"].as_array().unwrap().len() == accepted.len() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not all executions finished:\n{}",
-            workers[0].stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_succeeded(&base, &pid, &secret, accepted.len(), || workers[0].stderr()).await;
     {
         let upstream = upstream.lock().unwrap();
         assert!(

@@ -10,18 +10,14 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use common::browser::{artifacts_dir, browser_dir, ensure_node_modules};
+use common::browser::{NodeDriver, artifacts_dir};
 use common::provider::FakeProvider;
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// Console errors the pages may show; any other fails the test.
 const EXPECTED_CONSOLE_ERRORS: &[&str] = &[
@@ -29,65 +25,27 @@ const EXPECTED_CONSOLE_ERRORS: &[&str] = &[
     "status of 401 (Unauthorized)",
 ];
 
-/// `tests/browser/dashboard.mjs`: one Chromium page, JSON lines both ways.
+/// `tests/browser/dashboard.mjs`: one Chromium page.
 struct Driver {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
+    driver: NodeDriver,
 }
 
 impl Driver {
     async fn launch(app: &TestApp) -> Self {
-        ensure_node_modules();
-        let mut child = Command::new("node")
-            .arg(browser_dir().join("dashboard.mjs"))
-            .arg(app.server.base_url())
-            .arg(artifacts_dir())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node runs");
-        let stdin = child.stdin.take().unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut driver = Self {
-            child,
-            stdin,
-            lines,
-        };
-        let ready = driver.read("start").await;
-        assert_eq!(ready["ready"], true, "{ready}");
-        driver
-    }
-
-    async fn read(&mut self, what: &str) -> Value {
-        let line = tokio::time::timeout(Duration::from_secs(60), self.lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("the dashboard driver did not answer `{what}` in time"))
-            .expect("reading the driver's output");
-        let Some(line) = line else {
-            let status = self.child.wait().await.unwrap();
-            panic!("the dashboard driver exited ({status}) during `{what}`; see its stderr");
-        };
-        let answer: Value = serde_json::from_str(&line).expect("the driver prints JSON lines");
-        let errors = answer["errors"].as_array().into_iter().flatten();
-        for error in errors.filter_map(Value::as_str) {
-            assert!(
-                EXPECTED_CONSOLE_ERRORS.iter().any(|e| error.contains(e)),
-                "unexpected console error during `{what}`: {error}"
-            );
-        }
-        answer
+        let (driver, _) = NodeDriver::start(
+            "dashboard.mjs",
+            &app.server.base_url(),
+            artifacts_dir(),
+            EXPECTED_CONSOLE_ERRORS,
+        )
+        .await;
+        Self { driver }
     }
 
     /// Runs one command and asserts it worked; returns the answer.
     async fn run(&mut self, command: Value) -> Value {
         let what = command.to_string();
-        let mut line = what.clone();
-        line.push('\n');
-        self.stdin.write_all(line.as_bytes()).await.unwrap();
-        let answer = self.read(&what).await;
+        let answer = self.driver.send(&command, &what).await;
         assert_eq!(answer["ok"], true, "`{what}` failed: {answer}");
         answer
     }
@@ -122,18 +80,7 @@ impl Driver {
     }
 
     async fn close(self) {
-        let Self {
-            mut child, stdin, ..
-        } = self;
-        drop(stdin);
-        let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-            .await
-            .expect("the driver exits when its input ends")
-            .unwrap();
-        assert!(
-            status.success(),
-            "the dashboard driver exited with {status}"
-        );
+        self.driver.close().await;
     }
 }
 

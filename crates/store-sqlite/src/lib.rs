@@ -970,7 +970,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_execution(&self, project: ProjectId, id: Uuid) -> StoreResult<Option<Execution>> {
-        workflows::get_execution(&self.writer, project, id).await
+        workflows::get_execution(&self.reader, project, id).await
     }
 
     async fn list_executions(
@@ -990,7 +990,7 @@ impl Store for SqliteStore {
     }
 
     async fn load_step(&self, execution: Uuid, step_key: &str) -> StoreResult<Option<Value>> {
-        workflows::load_step(&self.writer, execution, step_key).await
+        workflows::load_step(&self.reader, execution, step_key).await
     }
 
     async fn save_step(
