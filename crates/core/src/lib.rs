@@ -5,6 +5,8 @@
 
 pub mod connect;
 pub mod dashboard;
+pub mod entitlement;
+pub mod events;
 pub mod ids;
 pub mod integration;
 pub mod metadata;
@@ -16,6 +18,11 @@ pub mod workflow;
 pub use connect::{ConnectLink, ConnectSession, ConnectSessionStatus, SealedColumn, SealedRow};
 pub use dashboard::{
     DashboardPrincipal, DashboardSession, IntegrationUsage, IntegrationUse, UserCount,
+};
+pub use entitlement::{Access, AccessChange, CompiledPolicy, LossPolicy, PolicyError, ProjectPolicy};
+pub use events::{
+    AttemptRecord, AuditEntry, AuditFilter, ClaimedDelivery, DeliveryAttempt, DeliveryNext,
+    DeliveryStatus, EventFilter, OutboxEvent, WebhookDelivery, WebhookEndpoint,
 };
 pub use ids::{IdError, ProjectId, UserId};
 pub use integration::{

@@ -105,6 +105,8 @@ pub struct ExecutionUpdate {
     pub error: Option<String>,
     pub response: Option<Value>,
     pub finished_at: Option<UnixMillis>,
+    /// Written to the outbox with the update (e.g. `execution.failed`).
+    pub events: Vec<crate::OutboxEvent>,
 }
 
 /// A filter over a project's executions, newest first.

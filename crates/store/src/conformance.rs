@@ -213,11 +213,11 @@ pub async fn ensure_user_creates_once(store: Arc<dyn Store>) {
     let project = new_project(&*store, "p").await;
     let user = uid("u-1");
     assert!(store.get_user(project, &user).await.unwrap().is_none());
-    let first = store.ensure_user(project, &user, T0).await.unwrap();
+    let first = store.ensure_user(project, &user, T0, None).await.unwrap();
     assert_eq!(first.created_at, T0);
     assert_eq!(first.meta, Metadata::default());
     assert!(!first.suspended);
-    let again = store.ensure_user(project, &user, T0 + 5).await.unwrap();
+    let again = store.ensure_user(project, &user, T0 + 5, None).await.unwrap();
     assert_eq!(again.created_at, T0);
     assert_eq!(again.seq, first.seq);
     assert_eq!(store.get_user(project, &user).await.unwrap(), Some(first));
@@ -227,13 +227,13 @@ pub async fn create_user_conflicts_when_present(store: Arc<dyn Store>) {
     let project = new_project(&*store, "p").await;
     let user = uid("u");
     let created = store
-        .create_user(project, &user, &meta(json!({"Email": "a@b.c"})), T0)
+        .create_user(project, &user, &meta(json!({"Email": "a@b.c"})), None, T0, &[])
         .await
         .unwrap();
     assert_eq!(created.meta.get_str("Email"), Some("a@b.c"));
     assert!(matches!(
         store
-            .create_user(project, &user, &Metadata::default(), T0)
+            .create_user(project, &user, &Metadata::default(), None, T0, &[])
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -242,7 +242,7 @@ pub async fn create_user_conflicts_when_present(store: Arc<dyn Store>) {
 pub async fn metadata_write_is_optimistic(store: Arc<dyn Store>) {
     let project = new_project(&*store, "p").await;
     let user = uid("u");
-    let v0 = store.ensure_user(project, &user, T0).await.unwrap();
+    let v0 = store.ensure_user(project, &user, T0, None).await.unwrap();
     let m1 = meta(json!({"plan": "pro", "nested": {"a": [1, 2, {"b": null}]}}));
     let v1 = store
         .write_metadata(MetadataWrite {
@@ -251,6 +251,8 @@ pub async fn metadata_write_is_optimistic(store: Arc<dyn Store>) {
             meta: &m1,
             expected_version: v0.version,
             now: T0 + 1,
+            secrets_sealed: None,
+            events: &[],
         })
         .await
         .unwrap();
@@ -264,6 +266,8 @@ pub async fn metadata_write_is_optimistic(store: Arc<dyn Store>) {
             meta: &meta(json!({"plan": "free"})),
             expected_version: v0.version,
             now: T0 + 2,
+            secrets_sealed: None,
+            events: &[],
         })
         .await;
     assert!(matches!(stale, Err(StoreError::Conflict(_))));
@@ -276,13 +280,15 @@ pub async fn metadata_write_is_optimistic(store: Arc<dyn Store>) {
             meta: &m1,
             expected_version: 0,
             now: T0,
+            secrets_sealed: None,
+            events: &[],
         })
         .await;
     assert!(matches!(missing, Err(StoreError::NotFound)));
 }
 
 async fn set_meta(store: &dyn Store, project: ProjectId, user: &UserId, m: serde_json::Value) {
-    let current = store.ensure_user(project, user, T0).await.unwrap();
+    let current = store.ensure_user(project, user, T0, None).await.unwrap();
     store
         .write_metadata(MetadataWrite {
             project_id: project,
@@ -290,6 +296,8 @@ async fn set_meta(store: &dyn Store, project: ProjectId, user: &UserId, m: serde
             meta: &meta(m),
             expected_version: current.version,
             now: T0 + 1,
+            secrets_sealed: None,
+            events: &[],
         })
         .await
         .unwrap();
@@ -437,7 +445,7 @@ pub async fn list_users_filters_and_pages(store: Arc<dyn Store>) {
 
     // Suspended filter.
     store
-        .set_suspended(project, &uid("u03"), true, T0)
+        .set_suspended(project, &uid("u03"), true, T0, &[])
         .await
         .unwrap();
     let suspended = store
@@ -560,7 +568,7 @@ pub async fn pages_are_stable_under_inserts(store: Arc<dyn Store>) {
     let project = new_project(&*store, "p").await;
     for i in 0..6 {
         store
-            .ensure_user(project, &uid(&format!("a{i}")), T0)
+            .ensure_user(project, &uid(&format!("a{i}")), T0, None)
             .await
             .unwrap();
     }
@@ -568,7 +576,7 @@ pub async fn pages_are_stable_under_inserts(store: Arc<dyn Store>) {
     assert_eq!(ids(&first), vec!["a5", "a4", "a3"]);
     for i in 0..3 {
         store
-            .ensure_user(project, &uid(&format!("b{i}")), T0)
+            .ensure_user(project, &uid(&format!("b{i}")), T0, None)
             .await
             .unwrap();
     }
@@ -590,18 +598,18 @@ pub async fn suspend_and_resume(store: Arc<dyn Store>) {
     let user = uid("u");
     set_meta(&*store, project, &user, json!({"keep": "me"})).await;
     let s = store
-        .set_suspended(project, &user, true, T0 + 9)
+        .set_suspended(project, &user, true, T0 + 9, &[])
         .await
         .unwrap();
     assert!(s.suspended);
     assert_eq!(s.meta.get_str("keep"), Some("me"));
     let r = store
-        .set_suspended(project, &user, false, T0 + 10)
+        .set_suspended(project, &user, false, T0 + 10, &[])
         .await
         .unwrap();
     assert!(!r.suspended);
     assert!(matches!(
-        store.set_suspended(project, &uid("ghost"), true, T0).await,
+        store.set_suspended(project, &uid("ghost"), true, T0, &[]).await,
         Err(StoreError::NotFound)
     ));
 }
@@ -616,7 +624,7 @@ pub async fn delete_user_erases_everything(store: Arc<dyn Store>) {
         json!({"Email": "g@x.io", "n": 1, "deep": {"x": 1}}),
     )
     .await;
-    let counts = store.delete_user(project, &user).await.unwrap();
+    let counts = store.delete_user(project, &user, &[]).await.unwrap();
     assert_eq!(counts.users, 1);
     assert_eq!(counts.metadata_index_entries, 2);
     assert_eq!((counts.credentials, counts.configurations), (0, 0));
@@ -630,11 +638,11 @@ pub async fn delete_user_erases_everything(store: Arc<dyn Store>) {
             .is_empty()
     );
     assert!(matches!(
-        store.delete_user(project, &user).await,
+        store.delete_user(project, &user, &[]).await,
         Err(StoreError::NotFound)
     ));
     // The id can be reused afterwards, as a new user.
-    let again = store.ensure_user(project, &user, T0 + 100).await.unwrap();
+    let again = store.ensure_user(project, &user, T0 + 100, None).await.unwrap();
     assert_eq!(again.created_at, T0 + 100);
     assert_eq!(again.meta, Metadata::default());
 }
@@ -642,8 +650,8 @@ pub async fn delete_user_erases_everything(store: Arc<dyn Store>) {
 pub async fn last_seen_only_moves_forward(store: Arc<dyn Store>) {
     let project = new_project(&*store, "p").await;
     let (a, b) = (uid("a"), uid("b"));
-    store.ensure_user(project, &a, T0).await.unwrap();
-    store.ensure_user(project, &b, T0).await.unwrap();
+    store.ensure_user(project, &a, T0, None).await.unwrap();
+    store.ensure_user(project, &b, T0, None).await.unwrap();
     let seen = |user: &UserId, at| LastSeen {
         project_id: project,
         user_id: user.clone(),
@@ -707,11 +715,11 @@ pub async fn projects_are_isolated(store: Arc<dyn Store>) {
     };
     assert!(store.list_users(p2, &q).await.unwrap().users.is_empty());
     assert!(matches!(
-        store.delete_user(p2, &user).await,
+        store.delete_user(p2, &user, &[]).await,
         Err(StoreError::NotFound)
     ));
     // The same id in another project is a different user.
-    let other = store.ensure_user(p2, &user, T0).await.unwrap();
+    let other = store.ensure_user(p2, &user, T0, None).await.unwrap();
     assert_eq!(other.meta, Metadata::default());
     assert_eq!(
         store
@@ -732,7 +740,7 @@ pub async fn concurrent_ensure_user_is_safe(store: Arc<dyn Store>) {
             let store = store.clone();
             tokio::spawn(async move {
                 let user = uid(&format!("u{}", i % 4));
-                store.ensure_user(project, &user, T0).await.unwrap().seq
+                store.ensure_user(project, &user, T0, None).await.unwrap().seq
             })
         })
         .collect();
@@ -830,10 +838,10 @@ async fn connect(
     integration: Uuid,
     at: i64,
 ) -> CredentialWithConfigurations {
-    store.ensure_user(project, user, T0).await.unwrap();
+    store.ensure_user(project, user, T0, None).await.unwrap();
     let (credential, configuration) = credential(project, user, integration, at);
     store
-        .insert_credential(&credential, &configuration, &[])
+        .insert_credential(&credential, &configuration, &[], &[])
         .await
         .unwrap();
     CredentialWithConfigurations {
@@ -984,19 +992,19 @@ pub async fn credential_is_stored_with_its_default_configuration(store: Arc<dyn 
     // The user must exist; the integration must be one of the project's.
     let (orphan, orphan_cf) = credential(project, &uid("ghost"), slack.id, T0);
     assert!(matches!(
-        store.insert_credential(&orphan, &orphan_cf, &[]).await,
+        store.insert_credential(&orphan, &orphan_cf, &[], &[]).await,
         Err(StoreError::NotFound)
     ));
     let other = new_project(&*store, "other").await;
     let foreign = new_integration(&*store, other, "slack").await;
     let (wrong, wrong_cf) = credential(project, &user, foreign.id, T0);
     assert!(matches!(
-        store.insert_credential(&wrong, &wrong_cf, &[]).await,
+        store.insert_credential(&wrong, &wrong_cf, &[], &[]).await,
         Err(StoreError::NotFound)
     ));
     let (unknown, unknown_cf) = credential(project, &user, Uuid::new_v4(), T0);
     assert!(matches!(
-        store.insert_credential(&unknown, &unknown_cf, &[]).await,
+        store.insert_credential(&unknown, &unknown_cf, &[], &[]).await,
         Err(StoreError::NotFound)
     ));
     assert_eq!(
@@ -1012,7 +1020,7 @@ pub async fn credential_is_stored_with_its_default_configuration(store: Arc<dyn 
         ..dup_cf
     };
     assert!(matches!(
-        store.insert_credential(&dup, &dup_cf, &[]).await,
+        store.insert_credential(&dup, &dup_cf, &[], &[]).await,
         Err(StoreError::Conflict(_))
     ));
     let with_external = |user: &UserId| {
@@ -1022,19 +1030,19 @@ pub async fn credential_is_stored_with_its_default_configuration(store: Arc<dyn 
     };
     let (first, first_cf) = with_external(&user);
     store
-        .insert_credential(&first, &first_cf, &[])
+        .insert_credential(&first, &first_cf, &[], &[])
         .await
         .unwrap();
     let (second, second_cf) = with_external(&user);
     assert!(matches!(
-        store.insert_credential(&second, &second_cf, &[]).await,
+        store.insert_credential(&second, &second_cf, &[], &[]).await,
         Err(StoreError::Conflict(_))
     ));
     let other_user = uid("v");
-    store.ensure_user(project, &other_user, T0).await.unwrap();
+    store.ensure_user(project, &other_user, T0, None).await.unwrap();
     let (theirs, theirs_cf) = with_external(&other_user);
     store
-        .insert_credential(&theirs, &theirs_cf, &[])
+        .insert_credential(&theirs, &theirs_cf, &[], &[])
         .await
         .unwrap();
     let listed = store.list_credentials(project, &user).await.unwrap();
@@ -1053,7 +1061,7 @@ pub async fn one_user_may_connect_several_accounts(store: Arc<dyn Store>) {
     let mut second_pair = credential(project, &user, slack.id, T0 + 2);
     second_pair.0.provider_id = Some("org-2".into());
     store
-        .insert_credential(&second_pair.0, &second_pair.1, &[])
+        .insert_credential(&second_pair.0, &second_pair.1, &[], &[])
         .await
         .unwrap();
     let listed = store.list_credentials(project, &user).await.unwrap();
@@ -1110,26 +1118,26 @@ pub async fn credentials_are_isolated_by_user_and_project(store: Arc<dyn Store>)
     let mine = connect(&*store, p1, &a, slack.id, T0).await;
     let id = mine.credential.id;
     let configuration = mine.configurations[0].id;
-    store.ensure_user(p1, &b, T0).await.unwrap();
-    store.ensure_user(p2, &a, T0).await.unwrap();
+    store.ensure_user(p1, &b, T0, None).await.unwrap();
+    store.ensure_user(p2, &a, T0, None).await.unwrap();
 
     // Another user of the same project.
     assert!(store.get_credential(p1, &b, id).await.unwrap().is_none());
     assert!(store.list_credentials(p1, &b).await.unwrap().is_empty());
     assert!(matches!(
-        store.delete_credential(p1, &b, id).await,
+        store.delete_credential(p1, &b, id, &[]).await,
         Err(StoreError::NotFound)
     ));
     // The same user id in another project.
     assert!(store.get_credential(p2, &a, id).await.unwrap().is_none());
     assert!(store.list_credentials(p2, &a).await.unwrap().is_empty());
     assert!(matches!(
-        store.delete_credential(p2, &a, id).await,
+        store.delete_credential(p2, &a, id, &[]).await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
         store
-            .set_credential_status(p2, id, CredentialStatus::Invalid, 1, T0)
+            .set_credential_status(p2, id, CredentialStatus::Invalid, 1, T0, &[])
             .await,
         Err(StoreError::NotFound)
     ));
@@ -1156,7 +1164,8 @@ pub async fn credentials_are_isolated_by_user_and_project(store: Arc<dyn Store>)
                 Some(object(json!({"x": 1}))),
                 None,
                 T0,
-                &[]
+                &[],
+                &[],
             )
             .await,
         Err(StoreError::NotFound)
@@ -1172,7 +1181,7 @@ pub async fn credential_secrets_update_is_optimistic(store: Arc<dyn Store>) {
     let connected = connect(&*store, project, &user, slack.id, T0).await;
     let id = connected.credential.id;
     let failing = store
-        .set_credential_status(project, id, CredentialStatus::Invalid, 3, T0 + 1)
+        .set_credential_status(project, id, CredentialStatus::Invalid, 3, T0 + 1, &[])
         .await
         .unwrap();
     let write = |secrets: &'static str, expected_version: i64, now: i64| CredentialSecretsWrite {
@@ -1238,7 +1247,7 @@ pub async fn credential_status_changes(store: Arc<dyn Store>) {
         (CredentialStatus::Invalid, 5, T0 + 3),
     ] {
         let changed = store
-            .set_credential_status(project, id, status, failures, at)
+            .set_credential_status(project, id, status, failures, at, &[])
             .await
             .unwrap();
         assert_eq!(changed.status, status);
@@ -1256,7 +1265,7 @@ pub async fn credential_status_changes(store: Arc<dyn Store>) {
     }
     assert!(matches!(
         store
-            .set_credential_status(project, Uuid::new_v4(), CredentialStatus::Valid, 0, T0)
+            .set_credential_status(project, Uuid::new_v4(), CredentialStatus::Valid, 0, T0, &[])
             .await,
         Err(StoreError::NotFound)
     ));
@@ -1281,6 +1290,7 @@ pub async fn configuration_update_replaces_what_is_given(store: Arc<dyn Store>) 
             None,
             T0 + 5,
             &[],
+            &[],
         )
         .await
         .unwrap();
@@ -1302,6 +1312,7 @@ pub async fn configuration_update_replaces_what_is_given(store: Arc<dyn Store>) 
             Some(shared.clone()),
             T0 + 6,
             &[],
+            &[],
         )
         .await
         .unwrap();
@@ -1315,6 +1326,7 @@ pub async fn configuration_update_replaces_what_is_given(store: Arc<dyn Store>) 
             Some(Map::new()),
             Some(Map::new()),
             T0 + 7,
+            &[],
             &[],
         )
         .await
@@ -1339,14 +1351,15 @@ pub async fn configuration_update_replaces_what_is_given(store: Arc<dyn Store>) 
                 None,
                 None,
                 T0,
-                &[]
+                &[],
+                &[],
             )
             .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
         store
-            .update_configuration(project, id, Uuid::new_v4(), None, None, T0, &[])
+            .update_configuration(project, id, Uuid::new_v4(), None, None, T0, &[], &[])
             .await,
         Err(StoreError::NotFound)
     ));
@@ -1367,7 +1380,7 @@ pub async fn delete_credential_removes_its_configurations(store: Arc<dyn Store>)
     let kept = connect(&*store, project, &user, slack.id, T0 + 1).await;
     let id = gone.credential.id;
     assert_eq!(
-        store.delete_credential(project, &user, id).await.unwrap(),
+        store.delete_credential(project, &user, id, &[]).await.unwrap(),
         1
     );
     assert!(
@@ -1383,12 +1396,12 @@ pub async fn delete_credential_removes_its_configurations(store: Arc<dyn Store>)
     );
     assert!(matches!(
         store
-            .update_configuration(project, id, gone.configurations[0].id, None, None, T0, &[])
+            .update_configuration(project, id, gone.configurations[0].id, None, None, T0, &[], &[])
             .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        store.delete_credential(project, &user, id).await,
+        store.delete_credential(project, &user, id, &[]).await,
         Err(StoreError::NotFound)
     ));
     assert!(
@@ -1400,7 +1413,7 @@ pub async fn delete_credential_removes_its_configurations(store: Arc<dyn Store>)
     // The user may connect again.
     let (again, again_cf) = credential(project, &user, slack.id, T0 + 2);
     store
-        .insert_credential(&again, &again_cf, &[])
+        .insert_credential(&again, &again_cf, &[], &[])
         .await
         .unwrap();
     assert_eq!(
@@ -1418,13 +1431,13 @@ pub async fn delete_user_erases_credentials(store: Arc<dyn Store>) {
     let first = connect(&*store, project, &gone, slack.id, T0).await;
     connect(&*store, project, &gone, hubspot.id, T0 + 1).await;
     let theirs = connect(&*store, project, &kept, slack.id, T0).await;
-    let counts = store.delete_user(project, &gone).await.unwrap();
+    let counts = store.delete_user(project, &gone, &[]).await.unwrap();
     assert_eq!(counts.users, 1);
     assert_eq!(counts.metadata_index_entries, 1);
     assert_eq!(counts.credentials, 2);
     assert_eq!(counts.configurations, 2);
     // A new user with the same id starts with no credentials.
-    store.ensure_user(project, &gone, T0 + 100).await.unwrap();
+    store.ensure_user(project, &gone, T0 + 100, None).await.unwrap();
     assert!(
         store
             .list_credentials(project, &gone)
@@ -1441,7 +1454,7 @@ pub async fn delete_user_erases_credentials(store: Arc<dyn Store>) {
     );
     assert!(matches!(
         store
-            .set_credential_status(project, first.credential.id, CredentialStatus::Valid, 0, T0)
+            .set_credential_status(project, first.credential.id, CredentialStatus::Valid, 0, T0, &[])
             .await,
         Err(StoreError::NotFound)
     ));
@@ -1586,7 +1599,7 @@ pub async fn connect_sessions_are_single_use_and_expire(store: Arc<dyn Store>) {
         ),
         "the user must exist"
     );
-    store.ensure_user(project, &user, T0).await.unwrap();
+    store.ensure_user(project, &user, T0, None).await.unwrap();
     let s = session(project, &user, slack.id, "s", T0);
     store.insert_connect_session(&s).await.unwrap();
     let taken = store
@@ -1640,8 +1653,8 @@ pub async fn connect_session_outcomes_are_found_by_client_id(store: Arc<dyn Stor
     let slack = new_integration(&*store, project, "slack").await;
     let user = uid("u");
     let other_user = uid("v");
-    store.ensure_user(project, &user, T0).await.unwrap();
-    store.ensure_user(project, &other_user, T0).await.unwrap();
+    store.ensure_user(project, &user, T0, None).await.unwrap();
+    store.ensure_user(project, &other_user, T0, None).await.unwrap();
     let first = session(project, &user, slack.id, "sid", T0);
     let second = session(project, &user, slack.id, "sid", T0 + 10);
     store.insert_connect_session(&first).await.unwrap();
@@ -1722,7 +1735,7 @@ pub async fn connect_session_outcomes_are_found_by_client_id(store: Arc<dyn Stor
     // Erasing the user erases its attempts.
     let third = session(project, &user, slack.id, "sid3", T0);
     store.insert_connect_session(&third).await.unwrap();
-    store.delete_user(project, &user).await.unwrap();
+    store.delete_user(project, &user, &[]).await.unwrap();
     assert_eq!(
         store.consume_connect_session(third.id, T0).await.unwrap(),
         None
@@ -1733,7 +1746,7 @@ pub async fn concurrent_consumers_of_a_session_have_one_winner(store: Arc<dyn St
     let project = new_project(&*store, "p").await;
     let slack = new_integration(&*store, project, "slack").await;
     let user = uid("u");
-    store.ensure_user(project, &user, T0).await.unwrap();
+    store.ensure_user(project, &user, T0, None).await.unwrap();
     let s = session(project, &user, slack.id, "s", T0);
     store.insert_connect_session(&s).await.unwrap();
     let tasks: Vec<_> = (0..16)
@@ -1768,7 +1781,7 @@ pub async fn connect_links_are_single_use(store: Arc<dyn Store>) {
         store.insert_connect_link(&link).await,
         Err(StoreError::NotFound)
     ));
-    store.ensure_user(project, &user, T0).await.unwrap();
+    store.ensure_user(project, &user, T0, None).await.unwrap();
     store.insert_connect_link(&link).await.unwrap();
     assert_eq!(
         store.consume_connect_link("hash-2", T0).await.unwrap(),
@@ -1808,7 +1821,7 @@ pub async fn expired_connect_records_are_purged(store: Arc<dyn Store>) {
     let project = new_project(&*store, "p").await;
     let slack = new_integration(&*store, project, "slack").await;
     let user = uid("u");
-    store.ensure_user(project, &user, T0).await.unwrap();
+    store.ensure_user(project, &user, T0, None).await.unwrap();
     let old = session(project, &user, slack.id, "old", T0 - 1_000_000);
     let fresh = session(project, &user, slack.id, "fresh", T0);
     store.insert_connect_session(&old).await.unwrap();
@@ -1960,6 +1973,7 @@ fn done(status: ExecutionStatus, at: i64) -> ExecutionUpdate {
         error: None,
         response: None,
         finished_at: status.is_final().then_some(at),
+        events: Vec::new(),
     }
 }
 
@@ -2018,7 +2032,7 @@ pub async fn workflows_deploy_new_versions(store: Arc<dyn Store>) {
 pub async fn executions_are_claimed_once_and_reclaimed_after_lease_expiry(store: Arc<dyn Store>) {
     let project = new_project(&*store, "p").await;
     let user = uid("u");
-    store.ensure_user(project, &user, T0).await.unwrap();
+    store.ensure_user(project, &user, T0, None).await.unwrap();
     let due = execution(project, &user, "wf", T0);
     let later = execution(project, &user, "wf", T0 + 60_000);
     store
@@ -2080,8 +2094,8 @@ pub async fn per_user_limit_holds_back_busy_users(store: Arc<dyn Store>) {
     let project = new_project(&*store, "p").await;
     let busy = uid("busy");
     let quiet = uid("quiet");
-    store.ensure_user(project, &busy, T0).await.unwrap();
-    store.ensure_user(project, &quiet, T0).await.unwrap();
+    store.ensure_user(project, &busy, T0, None).await.unwrap();
+    store.ensure_user(project, &quiet, T0, None).await.unwrap();
     let mut batch: Vec<Execution> = (0..5)
         .map(|i| execution(project, &busy, "wf", T0 + i))
         .collect();
@@ -2119,7 +2133,7 @@ pub async fn per_user_limit_holds_back_busy_users(store: Arc<dyn Store>) {
 pub async fn release_and_cancel(store: Arc<dyn Store>) {
     let project = new_project(&*store, "p").await;
     let user = uid("u");
-    store.ensure_user(project, &user, T0).await.unwrap();
+    store.ensure_user(project, &user, T0, None).await.unwrap();
     let a = execution(project, &user, "wf", T0);
     let b = execution(project, &user, "wf", T0 + 1);
     let c = execution(project, &user, "other", T0 + 2);
@@ -2196,7 +2210,9 @@ pub async fn executions_filter_by_user_meta_workflow_and_status(store: Arc<dyn S
             project,
             &john,
             &meta(json!({"Email": "john@bookface.com"})),
+            None,
             T0,
+            &[],
         )
         .await
         .unwrap();
@@ -2205,7 +2221,9 @@ pub async fn executions_filter_by_user_meta_workflow_and_status(store: Arc<dyn S
             project,
             &jane,
             &meta(json!({"Email": "jane@example.com"})),
+            None,
             T0,
+            &[],
         )
         .await
         .unwrap();
@@ -2312,7 +2330,7 @@ pub async fn executions_filter_by_user_meta_workflow_and_status(store: Arc<dyn S
 pub async fn step_journal_round_trip(store: Arc<dyn Store>) {
     let project = new_project(&*store, "p").await;
     let user = uid("u");
-    store.ensure_user(project, &user, T0).await.unwrap();
+    store.ensure_user(project, &user, T0, None).await.unwrap();
     let e = execution(project, &user, "wf", T0);
     store
         .enqueue_executions(std::slice::from_ref(&e))
@@ -2350,7 +2368,7 @@ pub async fn step_journal_round_trip(store: Arc<dyn Store>) {
         vec![(e.id, 2)]
     );
     assert!(store.count_steps(&[]).await.unwrap().is_empty());
-    store.delete_user(project, &user).await.unwrap();
+    store.delete_user(project, &user, &[]).await.unwrap();
     assert!(
         store.list_steps(e.id).await.unwrap().is_empty(),
         "erasing the user erases its executions"
@@ -2362,7 +2380,7 @@ pub async fn concurrent_claims_never_share_an_execution(store: Arc<dyn Store>) {
     let mut batch = Vec::new();
     for u in 0..20 {
         let user = uid(&format!("u{u}"));
-        store.ensure_user(project, &user, T0).await.unwrap();
+        store.ensure_user(project, &user, T0, None).await.unwrap();
         for i in 0..5 {
             batch.push(execution(project, &user, "wf", T0 + i));
         }
@@ -2404,7 +2422,7 @@ pub async fn concurrent_claims_never_share_an_execution(store: Arc<dyn Store>) {
 pub async fn old_finished_executions_are_purged(store: Arc<dyn Store>) {
     let project = new_project(&*store, "p").await;
     let user = uid("u");
-    store.ensure_user(project, &user, T0).await.unwrap();
+    store.ensure_user(project, &user, T0, None).await.unwrap();
     let old = execution(project, &user, "wf", T0);
     let pending = execution(project, &user, "wf", T0 + 1);
     store
@@ -2448,11 +2466,11 @@ pub async fn connections_enqueue_in_their_transaction(store: Arc<dyn Store>) {
     let project = new_project(&*store, "p").await;
     let slack = new_integration(&*store, project, "slack").await;
     let user = uid("u");
-    store.ensure_user(project, &user, T0).await.unwrap();
+    store.ensure_user(project, &user, T0, None).await.unwrap();
     let (connected, configuration) = credential(project, &user, slack.id, T0);
     let welcome = execution(project, &user, "welcome", T0);
     store
-        .insert_credential(&connected, &configuration, std::slice::from_ref(&welcome))
+        .insert_credential(&connected, &configuration, std::slice::from_ref(&welcome), &[])
         .await
         .unwrap();
     assert!(
@@ -2467,7 +2485,7 @@ pub async fn connections_enqueue_in_their_transaction(store: Arc<dyn Store>) {
     let orphan = execution(project, &user, "welcome", T0);
     assert!(matches!(
         store
-            .insert_credential(&stranger, &stranger_cf, std::slice::from_ref(&orphan))
+            .insert_credential(&stranger, &stranger_cf, std::slice::from_ref(&orphan), &[])
             .await,
         Err(StoreError::NotFound)
     ));
@@ -2483,6 +2501,7 @@ pub async fn connections_enqueue_in_their_transaction(store: Arc<dyn Store>) {
             None,
             T0 + 1,
             std::slice::from_ref(&enabled),
+            &[],
         )
         .await
         .unwrap();
@@ -2504,6 +2523,7 @@ pub async fn connections_enqueue_in_their_transaction(store: Arc<dyn Store>) {
                 None,
                 T0 + 2,
                 std::slice::from_ref(&lost),
+                &[],
             )
             .await,
         Err(StoreError::NotFound)
@@ -2516,7 +2536,7 @@ pub async fn connections_enqueue_in_their_transaction(store: Arc<dyn Store>) {
 pub async fn concurrent_worker_writes_are_each_kept_or_refused(store: Arc<dyn Store>) {
     let project = new_project(&*store, "p").await;
     let user = uid("u");
-    store.ensure_user(project, &user, T0).await.unwrap();
+    store.ensure_user(project, &user, T0, None).await.unwrap();
     let runs: Vec<Execution> = (0..40)
         .map(|i| execution(project, &user, "wf", T0 + i))
         .collect();
@@ -2641,7 +2661,7 @@ async fn dashboard_fixture(
     let mail = new_integration(store, project, "mail").await;
     for (i, name) in ["alice", "bob", "carol"].iter().enumerate() {
         store
-            .ensure_user(project, &uid(name), T0 + i as i64)
+            .ensure_user(project, &uid(name), T0 + i as i64, None)
             .await
             .unwrap();
     }
@@ -2656,6 +2676,7 @@ async fn dashboard_fixture(
                 CredentialStatus::Invalid,
                 3,
                 T0 + 5,
+                &[],
             )
             .await
             .unwrap();
@@ -2783,6 +2804,7 @@ pub async fn integration_usage_counts_users_and_enabled_workflows(store: Arc<dyn
             None,
             T0 + 9,
             &[],
+            &[],
         )
         .await
         .unwrap();
@@ -2804,6 +2826,7 @@ pub async fn integration_usage_counts_users_and_enabled_workflows(store: Arc<dyn
             )),
             None,
             T0 + 9,
+            &[],
             &[],
         )
         .await

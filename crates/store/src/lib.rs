@@ -8,7 +8,8 @@ use plugboard_core::{
     ConnectLink, ConnectSession, ConnectSessionStatus, ConnectedUser, Credential,
     CredentialConfiguration, CredentialStatus, CredentialWithConfigurations, DashboardSession,
     ErasedCounts, Execution, ExecutionFilter, ExecutionUpdate, IntegrationKey, IntegrationUsage,
-    Metadata, Project, ProjectId, ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord,
+    Metadata, AttemptRecord, AuditEntry, AuditFilter, ClaimedDelivery, DeliveryAttempt, EventFilter,
+    OutboxEvent, WebhookDelivery, WebhookEndpoint, Project, ProjectId, ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord,
     SigningKeyRecord, UnixMillis, UserCount, UserFilter, UserId, UserPage, WorkflowVersion,
 };
 use serde_json::{Map, Value};
@@ -41,6 +42,10 @@ pub struct MetadataWrite<'a> {
     /// with [`StoreError::Conflict`] if the row has changed since.
     pub expected_version: i64,
     pub now: UnixMillis,
+    /// The user's secret metadata values, sealed together; `None` keeps the stored ones.
+    pub secrets_sealed: Option<&'a str>,
+    /// Written to the outbox in the same transaction.
+    pub events: &'a [OutboxEvent],
 }
 
 /// When a user was last seen, as recorded in memory and flushed in batches.
@@ -105,21 +110,32 @@ pub trait Store: Send + Sync + 'static {
         project: ProjectId,
         user: &UserId,
     ) -> StoreResult<Option<ConnectedUser>>;
-    /// Returns the user, creating it with empty metadata if it does not exist yet.
+    /// Returns the user, creating it with empty metadata if it does not exist yet;
+    /// `created` is written to the outbox, in the same transaction, only if it was created.
     async fn ensure_user(
         &self,
         project: ProjectId,
         user: &UserId,
         now: UnixMillis,
+        created: Option<&OutboxEvent>,
     ) -> StoreResult<ConnectedUser>;
-    /// Creates a user with this metadata; `Conflict` if it exists already.
+    /// Creates a user with this metadata (and sealed secret values); `Conflict` if it
+    /// exists already. `events` go to the outbox in the same transaction.
     async fn create_user(
         &self,
         project: ProjectId,
         user: &UserId,
         meta: &Metadata,
+        secrets_sealed: Option<&str>,
         now: UnixMillis,
+        events: &[OutboxEvent],
     ) -> StoreResult<ConnectedUser>;
+    /// The user's secret metadata values, sealed together, if it has any.
+    async fn get_user_secrets(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+    ) -> StoreResult<Option<String>>;
     /// Replaces a user's metadata if its version still matches.
     async fn write_metadata(&self, write: MetadataWrite<'_>) -> StoreResult<ConnectedUser>;
     async fn set_suspended(
@@ -128,10 +144,16 @@ pub trait Store: Send + Sync + 'static {
         user: &UserId,
         suspended: bool,
         now: UnixMillis,
+        events: &[OutboxEvent],
     ) -> StoreResult<ConnectedUser>;
     /// Erases the user and everything tied to it: metadata index entries, credentials and
-    /// their configurations.
-    async fn delete_user(&self, project: ProjectId, user: &UserId) -> StoreResult<ErasedCounts>;
+    /// their configurations. `events` go to the outbox in the same transaction.
+    async fn delete_user(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        events: &[OutboxEvent],
+    ) -> StoreResult<ErasedCounts>;
     async fn list_users(&self, project: ProjectId, filter: &UserFilter) -> StoreResult<UserPage>;
     /// Moves `last_seen_at` forward (never back) for each entry.
     async fn record_last_seen(&self, entries: &[LastSeen]) -> StoreResult<()>;
@@ -166,12 +188,14 @@ pub trait Store: Send + Sync + 'static {
     /// credential's project; `Conflict` when the id, or the user's `external_id`, is taken.
     /// The configuration must be the default one and belong to `credential`
     /// (`Database` otherwise, as that is a caller bug).
-    /// `executions` (those the connection starts) are enqueued in the same transaction.
+    /// `executions` (those the connection starts) are enqueued, and `events` written to the
+    /// outbox, in the same transaction.
     async fn insert_credential(
         &self,
         credential: &Credential,
         default_configuration: &CredentialConfiguration,
         executions: &[Execution],
+        events: &[OutboxEvent],
     ) -> StoreResult<()>;
     /// A user's credentials, oldest first (by `created_at`, then `id`), each with its
     /// configurations (the default first, then oldest first). Read in one round trip, as it
@@ -196,7 +220,9 @@ pub trait Store: Send + Sync + 'static {
         write: CredentialSecretsWrite<'_>,
     ) -> StoreResult<Credential>;
     /// Sets a credential's status and refresh failure count (bumping its version);
-    /// `NotFound` if it does not exist in `project`.
+    /// `NotFound` if it does not exist in `project`. `events` go to the outbox in the same
+    /// transaction.
+    #[allow(clippy::too_many_arguments)] // the new state, its time and its events
     async fn set_credential_status(
         &self,
         project: ProjectId,
@@ -204,10 +230,12 @@ pub trait Store: Send + Sync + 'static {
         status: CredentialStatus,
         refresh_failure_count: i32,
         now: UnixMillis,
+        events: &[OutboxEvent],
     ) -> StoreResult<Credential>;
     /// Replaces the settings given (`None` keeps the stored ones) of one configuration of
     /// a credential of `project`; `NotFound` if there is no such configuration.
-    /// `executions` (those the change starts) are enqueued in the same transaction.
+    /// `executions` (those the change starts) are enqueued, and `events` written to the
+    /// outbox, in the same transaction.
     #[allow(clippy::too_many_arguments)] // the settings, their time and what they start
     async fn update_configuration(
         &self,
@@ -218,14 +246,17 @@ pub trait Store: Send + Sync + 'static {
         shared_settings: Option<Map<String, Value>>,
         now: UnixMillis,
         executions: &[Execution],
+        events: &[OutboxEvent],
     ) -> StoreResult<CredentialConfiguration>;
     /// Deletes a user's credential and its configurations; returns how many configurations
-    /// went. `NotFound` when the user holds no such credential.
+    /// went. `NotFound` when the user holds no such credential. `events` go to the outbox
+    /// in the same transaction.
     async fn delete_credential(
         &self,
         project: ProjectId,
         user: &UserId,
         credential_id: Uuid,
+        events: &[OutboxEvent],
     ) -> StoreResult<u64>;
 
     /// Takes the right to refresh a credential's tokens until `lease_until`, so only one
@@ -336,7 +367,8 @@ pub trait Store: Send + Sync + 'static {
         lease_until: UnixMillis,
     ) -> StoreResult<bool>;
     /// Records how a run left the execution and gives up the lease; false (nothing
-    /// written) when `holder` no longer holds it.
+    /// written) when `holder` no longer holds it. The update's `events` go to the outbox
+    /// in the same transaction (and only if the update was written).
     async fn release_execution(
         &self,
         id: Uuid,
@@ -451,6 +483,98 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_dashboard_session(&self, id_hash: &str) -> StoreResult<()>;
     /// Deletes sessions that expired before `before`; returns how many went.
     async fn purge_dashboard_sessions(&self, before: UnixMillis) -> StoreResult<u64>;
+
+    /// A project's policy document (entitlement rules, secret metadata keys), if set.
+    async fn get_project_policy(&self, project: ProjectId) -> StoreResult<Option<Value>>;
+    /// Replaces a project's policy document; `events` go to the outbox in the same
+    /// transaction.
+    async fn put_project_policy(
+        &self,
+        project: ProjectId,
+        policy: &Value,
+        now: UnixMillis,
+        events: &[OutboxEvent],
+    ) -> StoreResult<()>;
+
+    /// Writes events to the outbox on their own (changes with no row of their own).
+    async fn insert_events(&self, events: &[OutboxEvent]) -> StoreResult<()>;
+    /// Up to `limit` events not yet fanned out to endpoints, oldest first.
+    async fn unfanned_events(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
+    /// Marks an event fanned out and creates its deliveries, in one transaction; false
+    /// (nothing written) when another node fanned it out first.
+    async fn fan_out_event(
+        &self,
+        event_id: Uuid,
+        deliveries: &[WebhookDelivery],
+    ) -> StoreResult<bool>;
+    async fn get_event(&self, project: ProjectId, id: Uuid) -> StoreResult<Option<OutboxEvent>>;
+    async fn list_events(
+        &self,
+        project: ProjectId,
+        filter: &EventFilter,
+    ) -> StoreResult<Vec<OutboxEvent>>;
+    /// Deletes events created before `before`, with their deliveries and attempts.
+    async fn purge_events(&self, before: UnixMillis) -> StoreResult<u64>;
+
+    /// `Conflict` if the id is taken.
+    async fn insert_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> StoreResult<()>;
+    /// A project's endpoints, oldest first.
+    async fn list_webhook_endpoints(&self, project: ProjectId)
+    -> StoreResult<Vec<WebhookEndpoint>>;
+    async fn get_webhook_endpoint(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+    ) -> StoreResult<Option<WebhookEndpoint>>;
+    /// Replaces an endpoint's settable fields (url, description, event types, secrets,
+    /// disabled state, failure count); `NotFound` if it is not the project's.
+    async fn update_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> StoreResult<()>;
+    /// Deletes an endpoint with its deliveries and their attempts; `NotFound` if absent.
+    async fn delete_webhook_endpoint(&self, project: ProjectId, id: Uuid) -> StoreResult<()>;
+
+    /// Leases up to `limit` pending deliveries that are due, to enabled endpoints, oldest
+    /// due first, to `holder` until `lease_until`.
+    async fn claim_deliveries(
+        &self,
+        holder: &str,
+        now: UnixMillis,
+        lease_until: UnixMillis,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records an attempt in the delivery log, moves the delivery on (delivered, retry at,
+    /// failed), releases the lease and counts the endpoint's failures in a row (resetting
+    /// them on success, disabling the endpoint at the threshold), in one transaction.
+    /// False (nothing written) when `holder` no longer holds the delivery.
+    async fn record_delivery_attempt(
+        &self,
+        holder: &str,
+        record: &AttemptRecord,
+    ) -> StoreResult<bool>;
+    /// An event's deliveries, oldest first.
+    async fn list_deliveries(
+        &self,
+        project: ProjectId,
+        event_id: Uuid,
+    ) -> StoreResult<Vec<WebhookDelivery>>;
+    /// The attempts of a delivery, in order.
+    async fn list_delivery_attempts(&self, delivery_id: Uuid)
+    -> StoreResult<Vec<DeliveryAttempt>>;
+    /// Sends an event again to these endpoints: each delivery (created when missing) is
+    /// made pending and due at `now` with its attempt count reset. Returns how many.
+    async fn redeliver_event(
+        &self,
+        project: ProjectId,
+        event_id: Uuid,
+        endpoints: &[Uuid],
+        now: UnixMillis,
+    ) -> StoreResult<u64>;
+
+    async fn insert_audit_entry(&self, entry: &AuditEntry) -> StoreResult<()>;
+    async fn list_audit_entries(
+        &self,
+        project: ProjectId,
+        filter: &AuditFilter,
+    ) -> StoreResult<Vec<AuditEntry>>;
 }
 
 /// How a connect attempt ended, as [`Store::finish_connect_session`] records it.
