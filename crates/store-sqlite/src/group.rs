@@ -15,7 +15,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::{db_err, workflows};
+use crate::{db_err, events, workflows};
 
 /// Most writes in one transaction; more wait for the next.
 const MAX_BATCH: usize = 256;
@@ -46,7 +46,11 @@ pub(crate) enum Write {
 impl Write {
     /// One statement is atomic without a transaction of its own.
     fn is_one_statement(&self) -> bool {
-        !matches!(self, Write::Enqueue(executions) if executions.len() > 1)
+        match self {
+            Write::Enqueue(executions) => executions.len() <= 1,
+            Write::Release { update, .. } => update.events.is_empty(),
+            _ => true,
+        }
     }
 
     /// Applies the write alone; `true` when it changed a row it had to (a lease still held).
@@ -68,6 +72,9 @@ impl Write {
                 .map(|()| true),
             Write::Release { id, holder, update } => {
                 let released = workflows::release_many(conn, &[(*id, holder, update)]).await?;
+                if released.contains(id) {
+                    events::insert_events(conn, &update.events).await?;
+                }
                 Ok(released.contains(id))
             }
             Write::ExtendLease { id, holder, until } => {
@@ -159,6 +166,12 @@ async fn write_together(
         .await?
         .into_iter()
         .collect();
+    let outbox: Vec<_> = releases
+        .iter()
+        .filter(|(id, _, _)| released.contains(id))
+        .flat_map(|(_, _, update)| update.events.iter().cloned())
+        .collect();
+    events::insert_events(&mut tx, &outbox).await?;
     tx.commit().await.map_err(db_err)?;
     let mut extended = extended.into_iter();
     Ok(batch

@@ -5,7 +5,7 @@
 
 use plugboard_core::{
     Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations, Execution,
-    IntegrationKey, ProjectId, ProjectIntegration, UnixMillis, UserId,
+    IntegrationKey, OutboxEvent, ProjectId, ProjectIntegration, UnixMillis, UserId,
 };
 use plugboard_store::{CredentialSecretsWrite, StoreError, StoreResult};
 use serde_json::{Map, Value};
@@ -270,6 +270,7 @@ pub(crate) async fn insert_credential(
     c: &Credential,
     default: &CredentialConfiguration,
     executions: &[Execution],
+    events: &[OutboxEvent],
 ) -> StoreResult<()> {
     if default.credential_id != c.id || !default.is_default {
         return Err(StoreError::Database(
@@ -310,6 +311,7 @@ pub(crate) async fn insert_credential(
     }
     insert_configuration(&mut tx, default).await?;
     crate::workflows::insert_executions(&mut tx, &executions.iter().collect::<Vec<_>>()).await?;
+    crate::events::insert_events(&mut tx, events).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(())
 }
@@ -448,9 +450,9 @@ pub(crate) async fn set_status(
     pool: &SqlitePool,
     project: ProjectId,
     id: Uuid,
-    status: CredentialStatus,
-    refresh_failure_count: i32,
+    (status, refresh_failure_count): (CredentialStatus, i32),
     now: UnixMillis,
+    events: &[OutboxEvent],
 ) -> StoreResult<Credential> {
     let mut tx = pool.begin().await.map_err(db_err)?;
     sqlx::query(
@@ -465,21 +467,22 @@ pub(crate) async fn set_status(
     .execute(&mut *tx)
     .await
     .map_err(db_err)?;
-    let current = fetch_credential(&mut *tx, project, id).await?;
+    let current = fetch_credential(&mut *tx, project, id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    crate::events::insert_events(&mut tx, events).await?;
     tx.commit().await.map_err(db_err)?;
-    current.ok_or(StoreError::NotFound)
+    Ok(current)
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn update_configuration(
     pool: &SqlitePool,
     project: ProjectId,
-    credential_id: Uuid,
-    configuration_id: Uuid,
+    (credential_id, configuration_id): (Uuid, Uuid),
     workflow_settings: Option<&Map<String, Value>>,
     shared_settings: Option<&Map<String, Value>>,
     now: UnixMillis,
-    executions: &[Execution],
+    (executions, events): (&[Execution], &[OutboxEvent]),
 ) -> StoreResult<CredentialConfiguration> {
     let mut tx = pool.begin().await.map_err(db_err)?;
     let row = sqlx::query(concat!(
@@ -506,6 +509,7 @@ pub(crate) async fn update_configuration(
         None => return Err(StoreError::NotFound),
     };
     crate::workflows::insert_executions(&mut tx, &executions.iter().collect::<Vec<_>>()).await?;
+    crate::events::insert_events(&mut tx, events).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(updated)
 }
@@ -515,6 +519,7 @@ pub(crate) async fn delete_credential(
     project: ProjectId,
     user: &UserId,
     id: Uuid,
+    events: &[OutboxEvent],
 ) -> StoreResult<u64> {
     let mut tx = pool.begin().await.map_err(db_err)?;
     let found: Option<String> = sqlx::query_scalar(
@@ -540,6 +545,7 @@ pub(crate) async fn delete_credential(
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+    crate::events::insert_events(&mut tx, events).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(configurations.rows_affected())
 }

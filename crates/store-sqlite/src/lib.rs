@@ -10,11 +10,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use plugboard_core::user::search_fold;
 use plugboard_core::{
-    ConnectLink, ConnectSession, ConnectedUser, Credential, CredentialConfiguration,
-    CredentialStatus, CredentialWithConfigurations, DashboardSession, ErasedCounts, Execution,
-    ExecutionFilter, ExecutionUpdate, IntegrationKey, IntegrationUsage, Metadata, Project,
-    ProjectId, ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord, SigningKeyRecord,
-    UnixMillis, UserCount, UserFilter, UserId, UserPage, WorkflowVersion,
+    AttemptRecord, AuditEntry, AuditFilter, ClaimedDelivery, ConnectLink, ConnectSession,
+    ConnectedUser, Credential, CredentialConfiguration, CredentialStatus,
+    CredentialWithConfigurations, DashboardSession, DeliveryAttempt, ErasedCounts, EventFilter,
+    Execution, ExecutionFilter, ExecutionUpdate, IntegrationKey, IntegrationUsage, Metadata,
+    OutboxEvent, Project, ProjectId, ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord,
+    SigningKeyRecord, UnixMillis, UserCount, UserFilter, UserId, UserPage, WebhookDelivery,
+    WebhookEndpoint, WorkflowVersion,
 };
 use plugboard_store::{
     ConnectOutcome, CredentialSecretsWrite, LastSeen, MetadataWrite, Store, StoreError, StoreResult,
@@ -28,6 +30,7 @@ use uuid::Uuid;
 
 mod connect;
 mod dashboard;
+mod events;
 mod group;
 mod integrations;
 mod workflows;
@@ -325,14 +328,16 @@ impl SqliteStore {
         project: ProjectId,
         user: &UserId,
         meta: &Metadata,
+        secrets_sealed: Option<&str>,
         now: UnixMillis,
         on_conflict_ignore: bool,
     ) -> StoreResult<Option<i64>> {
         const INSERT: &str = "INSERT INTO users (project_id, user_id, meta, user_id_folded, \
-            name_folded, email_folded, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq";
+            name_folded, email_folded, created_at, updated_at, secrets_sealed) \
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq";
         const INSERT_OR_IGNORE: &str = "INSERT INTO users (project_id, user_id, meta, user_id_folded, \
-            name_folded, email_folded, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-            ON CONFLICT (project_id, user_id) DO NOTHING RETURNING seq";
+            name_folded, email_folded, created_at, updated_at, secrets_sealed) \
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, user_id) DO NOTHING RETURNING seq";
         let sql = if on_conflict_ignore {
             INSERT_OR_IGNORE
         } else {
@@ -347,6 +352,7 @@ impl SqliteStore {
             .bind(meta.get_str("Email").map(search_fold))
             .bind(now)
             .bind(now)
+            .bind(secrets_sealed)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_err)?;
@@ -526,9 +532,26 @@ impl Store for SqliteStore {
         project: ProjectId,
         user: &UserId,
         now: UnixMillis,
+        created: Option<&OutboxEvent>,
     ) -> StoreResult<ConnectedUser> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        Self::insert_user(&mut tx, project, user, &Metadata::default(), now, true).await?;
+        let inserted = Self::insert_user(
+            &mut tx,
+            project,
+            user,
+            &Metadata::default(),
+            None,
+            now,
+            true,
+        )
+        .await?;
+        if inserted.is_some() {
+            events::insert_events(
+                &mut tx,
+                created.map(std::slice::from_ref).unwrap_or_default(),
+            )
+            .await?;
+        }
         tx.commit().await.map_err(db_err)?;
         self.fetch_user(project, user, &self.writer)
             .await?
@@ -540,10 +563,13 @@ impl Store for SqliteStore {
         project: ProjectId,
         user: &UserId,
         meta: &Metadata,
+        secrets_sealed: Option<&str>,
         now: UnixMillis,
+        events: &[OutboxEvent],
     ) -> StoreResult<ConnectedUser> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        Self::insert_user(&mut tx, project, user, meta, now, false).await?;
+        Self::insert_user(&mut tx, project, user, meta, secrets_sealed, now, false).await?;
+        events::insert_events(&mut tx, events).await?;
         tx.commit().await.map_err(db_err)?;
         self.fetch_user(project, user, &self.writer)
             .await?
@@ -553,13 +579,15 @@ impl Store for SqliteStore {
     async fn write_metadata(&self, write: MetadataWrite<'_>) -> StoreResult<ConnectedUser> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let seq: Option<i64> = sqlx::query_scalar(
-            "UPDATE users SET meta = ?, name_folded = ?, email_folded = ?, updated_at = ?, version = version + 1 \
+            "UPDATE users SET meta = ?, name_folded = ?, email_folded = ?, updated_at = ?, \
+             secrets_sealed = COALESCE(?, secrets_sealed), version = version + 1 \
              WHERE project_id = ? AND user_id = ? AND version = ? RETURNING seq",
         )
         .bind(write.meta.to_json_string())
         .bind(write.meta.get_str("Name").map(search_fold))
         .bind(write.meta.get_str("Email").map(search_fold))
         .bind(write.now)
+        .bind(write.secrets_sealed)
         .bind(write.project_id.to_string())
         .bind(write.user_id.as_str())
         .bind(write.expected_version)
@@ -577,6 +605,7 @@ impl Store for SqliteStore {
             };
         };
         write_index(&mut tx, write.project_id, seq, write.meta).await?;
+        events::insert_events(&mut tx, write.events).await?;
         tx.commit().await.map_err(db_err)?;
         self.fetch_user(write.project_id, write.user_id, &self.writer)
             .await?
@@ -589,7 +618,9 @@ impl Store for SqliteStore {
         user: &UserId,
         suspended: bool,
         now: UnixMillis,
+        events: &[OutboxEvent],
     ) -> StoreResult<ConnectedUser> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         let done = sqlx::query(
             "UPDATE users SET suspended = ?, updated_at = ?, version = version + 1 \
              WHERE project_id = ? AND user_id = ?",
@@ -598,18 +629,25 @@ impl Store for SqliteStore {
         .bind(now)
         .bind(project.to_string())
         .bind(user.as_str())
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        events::insert_events(&mut tx, events).await?;
+        tx.commit().await.map_err(db_err)?;
         self.fetch_user(project, user, &self.writer)
             .await?
             .ok_or(StoreError::NotFound)
     }
 
-    async fn delete_user(&self, project: ProjectId, user: &UserId) -> StoreResult<ErasedCounts> {
+    async fn delete_user(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        events: &[OutboxEvent],
+    ) -> StoreResult<ErasedCounts> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let seq: Option<i64> =
             sqlx::query_scalar("SELECT seq FROM users WHERE project_id = ? AND user_id = ?")
@@ -631,6 +669,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        events::insert_events(&mut tx, events).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(ErasedCounts {
             users: users.rows_affected(),
@@ -719,9 +758,16 @@ impl Store for SqliteStore {
         credential: &Credential,
         default_configuration: &CredentialConfiguration,
         executions: &[Execution],
+        events: &[OutboxEvent],
     ) -> StoreResult<()> {
-        integrations::insert_credential(&self.writer, credential, default_configuration, executions)
-            .await
+        integrations::insert_credential(
+            &self.writer,
+            credential,
+            default_configuration,
+            executions,
+            events,
+        )
+        .await
     }
 
     async fn list_credentials(
@@ -755,14 +801,15 @@ impl Store for SqliteStore {
         status: CredentialStatus,
         refresh_failure_count: i32,
         now: UnixMillis,
+        events: &[OutboxEvent],
     ) -> StoreResult<Credential> {
         integrations::set_status(
             &self.writer,
             project,
             credential_id,
-            status,
-            refresh_failure_count,
+            (status, refresh_failure_count),
             now,
+            events,
         )
         .await
     }
@@ -777,16 +824,16 @@ impl Store for SqliteStore {
         shared_settings: Option<Map<String, Value>>,
         now: UnixMillis,
         executions: &[Execution],
+        events: &[OutboxEvent],
     ) -> StoreResult<CredentialConfiguration> {
         integrations::update_configuration(
             &self.writer,
             project,
-            credential_id,
-            configuration_id,
+            (credential_id, configuration_id),
             workflow_settings.as_ref(),
             shared_settings.as_ref(),
             now,
-            executions,
+            (executions, events),
         )
         .await
     }
@@ -796,8 +843,9 @@ impl Store for SqliteStore {
         project: ProjectId,
         user: &UserId,
         credential_id: Uuid,
+        events: &[OutboxEvent],
     ) -> StoreResult<u64> {
-        integrations::delete_credential(&self.writer, project, user, credential_id).await
+        integrations::delete_credential(&self.writer, project, user, credential_id, events).await
     }
 
     async fn try_acquire_refresh_lease(
@@ -1118,5 +1166,148 @@ impl Store for SqliteStore {
 
     async fn purge_executions(&self, before: UnixMillis) -> StoreResult<u64> {
         workflows::purge(&self.writer, before).await
+    }
+
+    async fn get_user_secrets(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+    ) -> StoreResult<Option<String>> {
+        let sealed: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT secrets_sealed FROM users WHERE project_id = ? AND user_id = ?",
+        )
+        .bind(project.to_string())
+        .bind(user.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        Ok(sealed.flatten())
+    }
+
+    async fn get_project_policy(&self, project: ProjectId) -> StoreResult<Option<Value>> {
+        events::get_policy(&self.reader, project).await
+    }
+
+    async fn put_project_policy(
+        &self,
+        project: ProjectId,
+        policy: &Value,
+        now: UnixMillis,
+        events: &[OutboxEvent],
+    ) -> StoreResult<()> {
+        events::put_policy(&self.writer, project, policy, now, events).await
+    }
+
+    async fn insert_events(&self, events: &[OutboxEvent]) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        events::insert_events(&mut tx, events).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn unfanned_events(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
+        events::unfanned_events(&self.reader, limit).await
+    }
+
+    async fn fan_out_event(
+        &self,
+        event_id: Uuid,
+        deliveries: &[WebhookDelivery],
+    ) -> StoreResult<bool> {
+        events::fan_out_event(&self.writer, event_id, deliveries).await
+    }
+
+    async fn get_event(&self, project: ProjectId, id: Uuid) -> StoreResult<Option<OutboxEvent>> {
+        events::get_event(&self.reader, project, id).await
+    }
+
+    async fn list_events(
+        &self,
+        project: ProjectId,
+        filter: &EventFilter,
+    ) -> StoreResult<Vec<OutboxEvent>> {
+        events::list_events(&self.reader, project, filter).await
+    }
+
+    async fn purge_events(&self, before: UnixMillis) -> StoreResult<u64> {
+        events::purge_events(&self.writer, before).await
+    }
+
+    async fn insert_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> StoreResult<()> {
+        events::insert_endpoint(&self.writer, endpoint).await
+    }
+
+    async fn list_webhook_endpoints(
+        &self,
+        project: ProjectId,
+    ) -> StoreResult<Vec<WebhookEndpoint>> {
+        events::list_endpoints(&self.reader, project).await
+    }
+
+    async fn get_webhook_endpoint(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+    ) -> StoreResult<Option<WebhookEndpoint>> {
+        events::get_endpoint(&self.reader, project, id).await
+    }
+
+    async fn update_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> StoreResult<()> {
+        events::update_endpoint(&self.writer, endpoint).await
+    }
+
+    async fn delete_webhook_endpoint(&self, project: ProjectId, id: Uuid) -> StoreResult<()> {
+        events::delete_endpoint(&self.writer, project, id).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        holder: &str,
+        now: UnixMillis,
+        lease_until: UnixMillis,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        events::claim_deliveries(&self.writer, holder, now, lease_until, limit).await
+    }
+
+    async fn record_delivery_attempt(
+        &self,
+        holder: &str,
+        record: &AttemptRecord,
+    ) -> StoreResult<bool> {
+        events::record_attempt(&self.writer, holder, record).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        project: ProjectId,
+        event_id: Uuid,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        events::list_deliveries(&self.reader, project, event_id).await
+    }
+
+    async fn list_delivery_attempts(&self, delivery_id: Uuid) -> StoreResult<Vec<DeliveryAttempt>> {
+        events::list_attempts(&self.reader, delivery_id).await
+    }
+
+    async fn redeliver_event(
+        &self,
+        project: ProjectId,
+        event_id: Uuid,
+        endpoints: &[Uuid],
+        now: UnixMillis,
+    ) -> StoreResult<u64> {
+        events::redeliver(&self.writer, project, event_id, endpoints, now).await
+    }
+
+    async fn insert_audit_entry(&self, entry: &AuditEntry) -> StoreResult<()> {
+        events::insert_audit(&self.writer, entry).await
+    }
+
+    async fn list_audit_entries(
+        &self,
+        project: ProjectId,
+        filter: &AuditFilter,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        events::list_audit(&self.reader, project, filter).await
     }
 }

@@ -217,7 +217,10 @@ pub async fn ensure_user_creates_once(store: Arc<dyn Store>) {
     assert_eq!(first.created_at, T0);
     assert_eq!(first.meta, Metadata::default());
     assert!(!first.suspended);
-    let again = store.ensure_user(project, &user, T0 + 5, None).await.unwrap();
+    let again = store
+        .ensure_user(project, &user, T0 + 5, None)
+        .await
+        .unwrap();
     assert_eq!(again.created_at, T0);
     assert_eq!(again.seq, first.seq);
     assert_eq!(store.get_user(project, &user).await.unwrap(), Some(first));
@@ -227,7 +230,14 @@ pub async fn create_user_conflicts_when_present(store: Arc<dyn Store>) {
     let project = new_project(&*store, "p").await;
     let user = uid("u");
     let created = store
-        .create_user(project, &user, &meta(json!({"Email": "a@b.c"})), None, T0, &[])
+        .create_user(
+            project,
+            &user,
+            &meta(json!({"Email": "a@b.c"})),
+            None,
+            T0,
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(created.meta.get_str("Email"), Some("a@b.c"));
@@ -609,7 +619,9 @@ pub async fn suspend_and_resume(store: Arc<dyn Store>) {
         .unwrap();
     assert!(!r.suspended);
     assert!(matches!(
-        store.set_suspended(project, &uid("ghost"), true, T0, &[]).await,
+        store
+            .set_suspended(project, &uid("ghost"), true, T0, &[])
+            .await,
         Err(StoreError::NotFound)
     ));
 }
@@ -642,7 +654,10 @@ pub async fn delete_user_erases_everything(store: Arc<dyn Store>) {
         Err(StoreError::NotFound)
     ));
     // The id can be reused afterwards, as a new user.
-    let again = store.ensure_user(project, &user, T0 + 100, None).await.unwrap();
+    let again = store
+        .ensure_user(project, &user, T0 + 100, None)
+        .await
+        .unwrap();
     assert_eq!(again.created_at, T0 + 100);
     assert_eq!(again.meta, Metadata::default());
 }
@@ -740,7 +755,11 @@ pub async fn concurrent_ensure_user_is_safe(store: Arc<dyn Store>) {
             let store = store.clone();
             tokio::spawn(async move {
                 let user = uid(&format!("u{}", i % 4));
-                store.ensure_user(project, &user, T0, None).await.unwrap().seq
+                store
+                    .ensure_user(project, &user, T0, None)
+                    .await
+                    .unwrap()
+                    .seq
             })
         })
         .collect();
@@ -1004,7 +1023,9 @@ pub async fn credential_is_stored_with_its_default_configuration(store: Arc<dyn 
     ));
     let (unknown, unknown_cf) = credential(project, &user, Uuid::new_v4(), T0);
     assert!(matches!(
-        store.insert_credential(&unknown, &unknown_cf, &[], &[]).await,
+        store
+            .insert_credential(&unknown, &unknown_cf, &[], &[])
+            .await,
         Err(StoreError::NotFound)
     ));
     assert_eq!(
@@ -1039,7 +1060,10 @@ pub async fn credential_is_stored_with_its_default_configuration(store: Arc<dyn 
         Err(StoreError::Conflict(_))
     ));
     let other_user = uid("v");
-    store.ensure_user(project, &other_user, T0, None).await.unwrap();
+    store
+        .ensure_user(project, &other_user, T0, None)
+        .await
+        .unwrap();
     let (theirs, theirs_cf) = with_external(&other_user);
     store
         .insert_credential(&theirs, &theirs_cf, &[], &[])
@@ -1380,7 +1404,10 @@ pub async fn delete_credential_removes_its_configurations(store: Arc<dyn Store>)
     let kept = connect(&*store, project, &user, slack.id, T0 + 1).await;
     let id = gone.credential.id;
     assert_eq!(
-        store.delete_credential(project, &user, id, &[]).await.unwrap(),
+        store
+            .delete_credential(project, &user, id, &[])
+            .await
+            .unwrap(),
         1
     );
     assert!(
@@ -1396,7 +1423,16 @@ pub async fn delete_credential_removes_its_configurations(store: Arc<dyn Store>)
     );
     assert!(matches!(
         store
-            .update_configuration(project, id, gone.configurations[0].id, None, None, T0, &[], &[])
+            .update_configuration(
+                project,
+                id,
+                gone.configurations[0].id,
+                None,
+                None,
+                T0,
+                &[],
+                &[]
+            )
             .await,
         Err(StoreError::NotFound)
     ));
@@ -1437,7 +1473,10 @@ pub async fn delete_user_erases_credentials(store: Arc<dyn Store>) {
     assert_eq!(counts.credentials, 2);
     assert_eq!(counts.configurations, 2);
     // A new user with the same id starts with no credentials.
-    store.ensure_user(project, &gone, T0 + 100, None).await.unwrap();
+    store
+        .ensure_user(project, &gone, T0 + 100, None)
+        .await
+        .unwrap();
     assert!(
         store
             .list_credentials(project, &gone)
@@ -1454,7 +1493,14 @@ pub async fn delete_user_erases_credentials(store: Arc<dyn Store>) {
     );
     assert!(matches!(
         store
-            .set_credential_status(project, first.credential.id, CredentialStatus::Valid, 0, T0, &[])
+            .set_credential_status(
+                project,
+                first.credential.id,
+                CredentialStatus::Valid,
+                0,
+                T0,
+                &[]
+            )
             .await,
         Err(StoreError::NotFound)
     ));
@@ -1654,7 +1700,10 @@ pub async fn connect_session_outcomes_are_found_by_client_id(store: Arc<dyn Stor
     let user = uid("u");
     let other_user = uid("v");
     store.ensure_user(project, &user, T0, None).await.unwrap();
-    store.ensure_user(project, &other_user, T0, None).await.unwrap();
+    store
+        .ensure_user(project, &other_user, T0, None)
+        .await
+        .unwrap();
     let first = session(project, &user, slack.id, "sid", T0);
     let second = session(project, &user, slack.id, "sid", T0 + 10);
     store.insert_connect_session(&first).await.unwrap();
@@ -2470,7 +2519,12 @@ pub async fn connections_enqueue_in_their_transaction(store: Arc<dyn Store>) {
     let (connected, configuration) = credential(project, &user, slack.id, T0);
     let welcome = execution(project, &user, "welcome", T0);
     store
-        .insert_credential(&connected, &configuration, std::slice::from_ref(&welcome), &[])
+        .insert_credential(
+            &connected,
+            &configuration,
+            std::slice::from_ref(&welcome),
+            &[],
+        )
         .await
         .unwrap();
     assert!(
