@@ -115,12 +115,13 @@ def make_handler(state):
             except ValueError:
                 parsed = None
             state.append_log({
-                "id": headers.get("webhook-id"),
-                "timestamp": headers.get("webhook-timestamp"),
+                "id": self.headers.get("webhook-id"),
+                "timestamp": self.headers.get("webhook-timestamp"),
                 "verified": verified,
                 "error": error,
                 "body": parsed,
                 "attempt_status": status,
+                "user_agent": self.headers.get("user-agent"),
             })
             time.sleep(sleep)
             text = b"ok" if verified else f"invalid signature: {error}".encode()
