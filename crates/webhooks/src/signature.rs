@@ -13,6 +13,7 @@ type HmacSha256 = Hmac<Sha256>;
 ///
 /// Several secrets serve rotation: during a grace period the caller signs with the new
 /// and the old secret, so a receiver that knows either one accepts the message.
+/// No secrets give an empty value, which no receiver accepts.
 pub fn sign(secrets: &[&WebhookSecret], msg_id: &str, timestamp_secs: i64, body: &[u8]) -> String {
     secrets
         .iter()
