@@ -102,7 +102,7 @@ impl UsersService {
             None => {
                 let user = match self.store.get_user(project, &key.1).await? {
                     Some(user) => user,
-                    None => self.store.ensure_user(project, &key.1, now).await?,
+                    None => self.store.ensure_user(project, &key.1, now, None).await?,
                 };
                 self.remember(&user)
             }
@@ -158,7 +158,7 @@ impl UsersService {
         let meta = Metadata::from_value(meta, &self.limits)?;
         match self
             .store
-            .create_user(project, user, &meta, now_millis())
+            .create_user(project, user, &meta, None, now_millis(), &[])
             .await
         {
             Ok(created) => {
@@ -222,6 +222,8 @@ impl UsersService {
                 meta: &meta,
                 expected_version: current.version,
                 now: now_millis(),
+                secrets_sealed: None,
+                events: &[],
             };
             match self.store.write_metadata(write).await {
                 Ok(updated) => {
@@ -244,7 +246,7 @@ impl UsersService {
     ) -> ServiceResult<ConnectedUser> {
         let user = self
             .store
-            .set_suspended(project, user, suspended, now_millis())
+            .set_suspended(project, user, suspended, now_millis(), &[])
             .await
             .map_err(not_found_as(ServiceError::UserNotFound))?;
         self.remember(&user);
@@ -252,7 +254,7 @@ impl UsersService {
     }
 
     pub async fn erase(&self, project: ProjectId, user: &UserId) -> ServiceResult<ErasedCounts> {
-        let erased = self.store.delete_user(project, user).await;
+        let erased = self.store.delete_user(project, user, &[]).await;
         self.forget(project, user);
         self.last_seen.forget(project, user);
         erased.map_err(not_found_as(ServiceError::UserNotFound))

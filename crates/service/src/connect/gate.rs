@@ -200,6 +200,7 @@ impl ConnectService {
                             CredentialStatus::Invalid,
                             current.refresh_failure_count + 1,
                             now_millis(),
+                            &[],
                         )
                         .await?;
                     return Err(invalid(configured));
@@ -215,6 +216,7 @@ impl ConnectService {
                                 current.status,
                                 current.refresh_failure_count + 1,
                                 now_millis(),
+                                &[],
                             )
                             .await?;
                         return Err(transient(e).into());

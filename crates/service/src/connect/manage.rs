@@ -131,7 +131,7 @@ impl ConnectService {
             updated_at: now,
         };
         self.store
-            .insert_credential(&credential, &configuration, &plan.executions)
+            .insert_credential(&credential, &configuration, &plan.executions, &[])
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => ServiceError::UserNotFound,
@@ -405,6 +405,7 @@ impl ConnectService {
                 update.shared_settings,
                 now_millis(),
                 executions,
+                &[],
             )
             .await?;
         self.credential(project, user, credential_id).await
@@ -435,7 +436,7 @@ impl ConnectService {
             self.revoke(&configured, &target.credential).await;
             match self
                 .store
-                .delete_credential(project, user, target.credential.id)
+                .delete_credential(project, user, target.credential.id, &[])
                 .await
             {
                 Ok(_) | Err(StoreError::NotFound) => {}

@@ -161,6 +161,7 @@ impl Worker {
                     error: Some(e.to_string()),
                     response: None,
                     finished_at: None,
+                    events: Vec::new(),
                 }
             }
         };
@@ -274,6 +275,7 @@ fn update_for(outcome: RunOutcome) -> ExecutionUpdate {
             error: None,
             response: response.map(|(status, body)| json!({ "status": status, "body": body })),
             finished_at: Some(now),
+            events: Vec::new(),
         },
         RunOutcome::Failed { step, error } => ExecutionUpdate {
             status: ExecutionStatus::Failed,
@@ -286,6 +288,7 @@ fn update_for(outcome: RunOutcome) -> ExecutionUpdate {
             }),
             response: None,
             finished_at: Some(now),
+            events: Vec::new(),
         },
         RunOutcome::Suspended { resume_at } => ExecutionUpdate {
             status: ExecutionStatus::Delayed,
@@ -294,6 +297,7 @@ fn update_for(outcome: RunOutcome) -> ExecutionUpdate {
             error: None,
             response: None,
             finished_at: None,
+            events: Vec::new(),
         },
     }
 }
