@@ -5,12 +5,13 @@
 
 use async_trait::async_trait;
 use plugboard_core::{
-    ConnectLink, ConnectSession, ConnectSessionStatus, ConnectedUser, Credential,
-    CredentialConfiguration, CredentialStatus, CredentialWithConfigurations, DashboardSession,
-    ErasedCounts, Execution, ExecutionFilter, ExecutionUpdate, IntegrationKey, IntegrationUsage,
-    Metadata, AttemptRecord, AuditEntry, AuditFilter, ClaimedDelivery, DeliveryAttempt, EventFilter,
-    OutboxEvent, WebhookDelivery, WebhookEndpoint, Project, ProjectId, ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord,
-    SigningKeyRecord, UnixMillis, UserCount, UserFilter, UserId, UserPage, WorkflowVersion,
+    AttemptRecord, AuditEntry, AuditFilter, ClaimedDelivery, ConnectLink, ConnectSession,
+    ConnectSessionStatus, ConnectedUser, Credential, CredentialConfiguration, CredentialStatus,
+    CredentialWithConfigurations, DashboardSession, DeliveryAttempt, ErasedCounts, EventFilter,
+    Execution, ExecutionFilter, ExecutionUpdate, IntegrationKey, IntegrationUsage, Metadata,
+    OutboxEvent, Project, ProjectId, ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord,
+    SigningKeyRecord, UnixMillis, UserCount, UserFilter, UserId, UserPage, WebhookDelivery,
+    WebhookEndpoint, WorkflowVersion,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -557,8 +558,7 @@ pub trait Store: Send + Sync + 'static {
         event_id: Uuid,
     ) -> StoreResult<Vec<WebhookDelivery>>;
     /// The attempts of a delivery, in order.
-    async fn list_delivery_attempts(&self, delivery_id: Uuid)
-    -> StoreResult<Vec<DeliveryAttempt>>;
+    async fn list_delivery_attempts(&self, delivery_id: Uuid) -> StoreResult<Vec<DeliveryAttempt>>;
     /// Sends an event again to these endpoints: each delivery (created when missing) is
     /// made pending and due at `now` with its attempt count reset. Returns how many.
     async fn redeliver_event(
