@@ -157,7 +157,10 @@ impl CompiledPolicy {
             rules
                 .iter()
                 .map(|(key, source)| {
-                    Ok((key.clone(), Rule::compile(&format!("{kind} `{key}`"), source)?))
+                    Ok((
+                        key.clone(),
+                        Rule::compile(&format!("{kind} `{key}`"), source)?,
+                    ))
                 })
                 .collect::<Result<BTreeMap<_, _>, PolicyError>>()
         };
@@ -311,7 +314,12 @@ mod tests {
 
     #[test]
     fn bad_rules_are_refused_with_their_subject() {
-        for bad in ["", "user.meta.plan in [", "plan == 'pro'", &"a".repeat(2000)] {
+        for bad in [
+            "",
+            "user.meta.plan in [",
+            "plan == 'pro'",
+            &"a".repeat(2000),
+        ] {
             let mut policy = ProjectPolicy::default();
             policy.entitlements.workflows.insert("w".into(), bad.into());
             let err = CompiledPolicy::compile(policy).unwrap_err();

@@ -19,7 +19,9 @@ pub use connect::{ConnectLink, ConnectSession, ConnectSessionStatus, SealedColum
 pub use dashboard::{
     DashboardPrincipal, DashboardSession, IntegrationUsage, IntegrationUse, UserCount,
 };
-pub use entitlement::{Access, AccessChange, CompiledPolicy, LossPolicy, PolicyError, ProjectPolicy};
+pub use entitlement::{
+    Access, AccessChange, CompiledPolicy, LossPolicy, PolicyError, ProjectPolicy,
+};
 pub use events::{
     AttemptRecord, AuditEntry, AuditFilter, ClaimedDelivery, DeliveryAttempt, DeliveryNext,
     DeliveryStatus, EventFilter, OutboxEvent, WebhookDelivery, WebhookEndpoint,
