@@ -623,6 +623,10 @@ pub(crate) async fn redeliver(
     endpoints: &[Uuid],
     now: UnixMillis,
 ) -> StoreResult<u64> {
+    // One row per endpoint: an upsert may not touch a row twice.
+    let mut endpoints = endpoints.to_vec();
+    endpoints.sort_unstable();
+    endpoints.dedup();
     if endpoints.is_empty() {
         return Ok(0);
     }

@@ -87,6 +87,7 @@ macro_rules! conformance_tests {
             webhook_endpoints_round_trip,
             audit_entries_filter_and_page,
             events_endpoints_and_audit_are_isolated_by_project,
+            concurrent_delivery_claims_never_share_a_delivery,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -3957,7 +3958,7 @@ pub async fn redelivery_resets_and_creates_deliveries(store: Arc<dyn Store>) {
 
     assert_eq!(
         store
-            .redeliver_event(project, event.id, &[a.id, b.id, foreign.id], T0 + 50)
+            .redeliver_event(project, event.id, &[a.id, b.id, foreign.id, a.id], T0 + 50)
             .await
             .unwrap(),
         2
@@ -4425,4 +4426,38 @@ pub async fn events_endpoints_and_audit_are_isolated_by_project(store: Arc<dyn S
             .len(),
         1
     );
+}
+
+/// Senders claiming at once each get their own deliveries.
+pub async fn concurrent_delivery_claims_never_share_a_delivery(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let hooks = [
+        new_endpoint(&*store, project, "https://a.example/hook", T0).await,
+        new_endpoint(&*store, project, "https://b.example/hook", T0).await,
+    ];
+    for i in 0..15 {
+        fanned_event(&*store, project, T0 + i, &[&hooks[0], &hooks[1]], T0).await;
+    }
+    let claims: Vec<_> = (0..6)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .claim_deliveries(&format!("s{i}"), T0 + 1, T0 + 60_000, 4)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for claim in claims {
+        let batch = claim.await.unwrap();
+        assert!(batch.len() <= 4, "{}", batch.len());
+        claimed.extend(batch.into_iter().map(|c| c.delivery.id));
+    }
+    let total = claimed.len();
+    claimed.sort_unstable();
+    claimed.dedup();
+    assert_eq!(claimed.len(), total, "a delivery was claimed twice");
+    assert_eq!(total, 24, "six senders of four take 24 of 30");
 }
