@@ -29,7 +29,7 @@ CREATE TABLE webhook_endpoints (
     project_id                  UUID NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
     url                         TEXT NOT NULL,
     description                 TEXT NOT NULL,
-    event_types                 TEXT NOT NULL,
+    event_types                 TEXT NOT NULL, -- JSON array of event types; [] means all
     secret_sealed               TEXT NOT NULL,
     previous_secret_sealed      TEXT,
     previous_secret_expires_at  BIGINT,
@@ -43,7 +43,7 @@ CREATE INDEX webhook_endpoints_project ON webhook_endpoints (project_id, created
 
 CREATE TABLE webhook_deliveries (
     id                UUID PRIMARY KEY,
-    project_id        UUID NOT NULL,
+    project_id        UUID NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
     event_id          UUID NOT NULL REFERENCES events (id) ON DELETE CASCADE,
     endpoint_id       UUID NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
     status            TEXT NOT NULL,
@@ -80,7 +80,9 @@ CREATE TABLE audit_log (
     at             BIGINT NOT NULL,
     actor          TEXT NOT NULL,
     action         TEXT NOT NULL,
-    target         TEXT NOT NULL,
+    -- Compared bytewise (COLLATE "C"), so a target prefix is a btree range:
+    -- `>= prefix AND < prefix || U+10FFFF`.
+    target         TEXT COLLATE "C" NOT NULL,
     before_digest  TEXT,
     after_digest   TEXT,
     status         INTEGER NOT NULL

@@ -6,7 +6,7 @@
 
 use plugboard_core::{
     Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations, Execution,
-    IntegrationKey, ProjectId, ProjectIntegration, UnixMillis, UserId,
+    IntegrationKey, OutboxEvent, ProjectId, ProjectIntegration, UnixMillis, UserId,
 };
 use plugboard_store::{CredentialSecretsWrite, StoreError, StoreResult};
 use serde_json::{Map, Value};
@@ -137,6 +137,7 @@ pub(crate) async fn insert_credential(
     c: &Credential,
     default: &CredentialConfiguration,
     executions: &[Execution],
+    events: &[OutboxEvent],
 ) -> StoreResult<()> {
     if default.credential_id != c.id || !default.is_default {
         return Err(StoreError::Database(
@@ -177,6 +178,7 @@ pub(crate) async fn insert_credential(
     }
     insert_configuration(&mut tx, default).await?;
     crate::workflows::insert_executions(&mut tx, executions).await?;
+    crate::events::insert_events(&mut tx, events).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(())
 }
@@ -314,7 +316,9 @@ pub(crate) async fn set_status(
     status: CredentialStatus,
     refresh_failure_count: i32,
     now: UnixMillis,
+    events: &[OutboxEvent],
 ) -> StoreResult<Credential> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
     let row = sqlx::query(concat!(
         "UPDATE credentials c SET status = $1, refresh_failure_count = $2, updated_at = $3, \
          version = c.version + 1 FROM users u WHERE u.seq = c.user_seq \
@@ -326,13 +330,17 @@ pub(crate) async fn set_status(
     .bind(now)
     .bind(project.as_uuid())
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(db_err)?;
-    row.as_ref()
+    let updated = row
+        .as_ref()
         .map(rows::credential)
         .transpose()?
-        .ok_or(StoreError::NotFound)
+        .ok_or(StoreError::NotFound)?;
+    crate::events::insert_events(&mut tx, events).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(updated)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -345,6 +353,7 @@ pub(crate) async fn update_configuration(
     shared_settings: Option<&Map<String, Value>>,
     now: UnixMillis,
     executions: &[Execution],
+    events: &[OutboxEvent],
 ) -> StoreResult<CredentialConfiguration> {
     let mut tx = pool.begin().await.map_err(db_err)?;
     let row = sqlx::query(concat!(
@@ -370,6 +379,7 @@ pub(crate) async fn update_configuration(
         None => return Err(StoreError::NotFound),
     };
     crate::workflows::insert_executions(&mut tx, executions).await?;
+    crate::events::insert_events(&mut tx, events).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(updated)
 }
@@ -379,6 +389,7 @@ pub(crate) async fn delete_credential(
     project: ProjectId,
     user: &UserId,
     id: Uuid,
+    events: &[OutboxEvent],
 ) -> StoreResult<u64> {
     let mut tx = pool.begin().await.map_err(db_err)?;
     let found: Option<Uuid> = sqlx::query_scalar(
@@ -404,6 +415,7 @@ pub(crate) async fn delete_credential(
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+    crate::events::insert_events(&mut tx, events).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(configurations.rows_affected())
 }

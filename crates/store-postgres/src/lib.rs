@@ -8,11 +8,13 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use plugboard_core::{
-    ConnectLink, ConnectSession, ConnectedUser, Credential, CredentialConfiguration,
-    CredentialStatus, CredentialWithConfigurations, DashboardSession, ErasedCounts, Execution,
-    ExecutionFilter, ExecutionUpdate, IntegrationKey, IntegrationUsage, Metadata, Project,
-    ProjectId, ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord, SigningKeyRecord,
-    UnixMillis, UserCount, UserFilter, UserId, UserPage, WorkflowVersion,
+    AttemptRecord, AuditEntry, AuditFilter, ClaimedDelivery, ConnectLink, ConnectSession,
+    ConnectedUser, Credential, CredentialConfiguration, CredentialStatus,
+    CredentialWithConfigurations, DashboardSession, DeliveryAttempt, ErasedCounts, EventFilter,
+    Execution, ExecutionFilter, ExecutionUpdate, IntegrationKey, IntegrationUsage, Metadata,
+    OutboxEvent, Project, ProjectId, ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord,
+    SigningKeyRecord, UnixMillis, UserCount, UserFilter, UserId, UserPage, WebhookDelivery,
+    WebhookEndpoint, WorkflowVersion,
 };
 use plugboard_store::{
     ConnectOutcome, CredentialSecretsWrite, LastSeen, MetadataWrite, Store, StoreError, StoreResult,
@@ -24,6 +26,7 @@ use uuid::Uuid;
 
 mod connect;
 mod dashboard;
+mod events;
 mod integrations;
 mod rows;
 mod users;
@@ -113,17 +116,25 @@ impl PostgresStore {
         row.as_ref().map(rows::user).transpose()
     }
 
-    /// Inserts a user with its index rows in one transaction.
+    /// Inserts a user with its index rows, and (only if it was inserted) `events`, in one
+    /// transaction.
+    #[allow(clippy::too_many_arguments)] // the user, its time and its events
     async fn insert_user(
         &self,
         project: ProjectId,
         user: &UserId,
         meta: &Metadata,
+        secrets_sealed: Option<&str>,
         now: UnixMillis,
         if_absent: bool,
+        events: &[OutboxEvent],
     ) -> StoreResult<Option<ConnectedUser>> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let created = users::insert(&mut tx, project, user, meta, now, if_absent).await?;
+        let created =
+            users::insert(&mut tx, project, user, meta, secrets_sealed, now, if_absent).await?;
+        if created.is_some() {
+            events::insert_events(&mut tx, events).await?;
+        }
         tx.commit().await.map_err(db_err)?;
         Ok(created)
     }
@@ -354,9 +365,14 @@ impl Store for PostgresStore {
         project: ProjectId,
         user: &UserId,
         now: UnixMillis,
+        created: Option<&OutboxEvent>,
     ) -> StoreResult<ConnectedUser> {
         let meta = Metadata::default();
-        if let Some(created) = self.insert_user(project, user, &meta, now, true).await? {
+        let events = created.map(std::slice::from_ref).unwrap_or_default();
+        if let Some(created) = self
+            .insert_user(project, user, &meta, None, now, true, events)
+            .await?
+        {
             return Ok(created);
         }
         self.fetch_user(project, user)
@@ -369,11 +385,29 @@ impl Store for PostgresStore {
         project: ProjectId,
         user: &UserId,
         meta: &Metadata,
+        secrets_sealed: Option<&str>,
         now: UnixMillis,
+        events: &[OutboxEvent],
     ) -> StoreResult<ConnectedUser> {
-        self.insert_user(project, user, meta, now, false)
+        self.insert_user(project, user, meta, secrets_sealed, now, false, events)
             .await?
             .ok_or(StoreError::NotFound)
+    }
+
+    async fn get_user_secrets(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+    ) -> StoreResult<Option<String>> {
+        let sealed: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT secrets_sealed FROM users WHERE project_id = $1 AND user_id = $2",
+        )
+        .bind(project.as_uuid())
+        .bind(user.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(sealed.flatten())
     }
 
     async fn write_metadata(&self, write: MetadataWrite<'_>) -> StoreResult<ConnectedUser> {
@@ -384,6 +418,7 @@ impl Store for PostgresStore {
             project,
             user,
             write.meta,
+            write.secrets_sealed,
             write.expected_version,
             write.now,
         )
@@ -393,6 +428,7 @@ impl Store for PostgresStore {
             return Err(self.missing_or_conflict(project, user).await);
         };
         users::replace_index(&mut tx, project, updated.seq, write.meta).await?;
+        events::insert_events(&mut tx, write.events).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(updated)
     }
@@ -403,7 +439,9 @@ impl Store for PostgresStore {
         user: &UserId,
         suspended: bool,
         now: UnixMillis,
+        events: &[OutboxEvent],
     ) -> StoreResult<ConnectedUser> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
         let row = sqlx::query(concat!(
             "UPDATE users u SET suspended = $1, updated_at = $2, version = u.version + 1 \
              WHERE u.project_id = $3 AND u.user_id = $4 RETURNING ",
@@ -413,16 +451,25 @@ impl Store for PostgresStore {
         .bind(now)
         .bind(project.as_uuid())
         .bind(user.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
-        row.as_ref()
+        let updated = row
+            .as_ref()
             .map(rows::user)
             .transpose()?
-            .ok_or(StoreError::NotFound)
+            .ok_or(StoreError::NotFound)?;
+        events::insert_events(&mut tx, events).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(updated)
     }
 
-    async fn delete_user(&self, project: ProjectId, user: &UserId) -> StoreResult<ErasedCounts> {
+    async fn delete_user(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        events: &[OutboxEvent],
+    ) -> StoreResult<ErasedCounts> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let seq: Option<i64> = sqlx::query_scalar(
             "SELECT seq FROM users WHERE project_id = $1 AND user_id = $2 FOR UPDATE",
@@ -441,6 +488,8 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        // The events outlive the user: `events` has no reference to `users`.
+        events::insert_events(&mut tx, events).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(ErasedCounts {
             users: deleted.rows_affected(),
@@ -512,9 +561,16 @@ impl Store for PostgresStore {
         credential: &Credential,
         default_configuration: &CredentialConfiguration,
         executions: &[Execution],
+        events: &[OutboxEvent],
     ) -> StoreResult<()> {
-        integrations::insert_credential(&self.pool, credential, default_configuration, executions)
-            .await
+        integrations::insert_credential(
+            &self.pool,
+            credential,
+            default_configuration,
+            executions,
+            events,
+        )
+        .await
     }
 
     async fn list_credentials(
@@ -548,6 +604,7 @@ impl Store for PostgresStore {
         status: CredentialStatus,
         refresh_failure_count: i32,
         now: UnixMillis,
+        events: &[OutboxEvent],
     ) -> StoreResult<Credential> {
         integrations::set_status(
             &self.pool,
@@ -556,6 +613,7 @@ impl Store for PostgresStore {
             status,
             refresh_failure_count,
             now,
+            events,
         )
         .await
     }
@@ -570,6 +628,7 @@ impl Store for PostgresStore {
         shared_settings: Option<Map<String, Value>>,
         now: UnixMillis,
         executions: &[Execution],
+        events: &[OutboxEvent],
     ) -> StoreResult<CredentialConfiguration> {
         integrations::update_configuration(
             &self.pool,
@@ -580,6 +639,7 @@ impl Store for PostgresStore {
             shared_settings.as_ref(),
             now,
             executions,
+            events,
         )
         .await
     }
@@ -589,8 +649,9 @@ impl Store for PostgresStore {
         project: ProjectId,
         user: &UserId,
         credential_id: Uuid,
+        events: &[OutboxEvent],
     ) -> StoreResult<u64> {
-        integrations::delete_credential(&self.pool, project, user, credential_id).await
+        integrations::delete_credential(&self.pool, project, user, credential_id, events).await
     }
 
     async fn try_acquire_refresh_lease(
@@ -877,5 +938,130 @@ impl Store for PostgresStore {
 
     async fn purge_executions(&self, before: UnixMillis) -> StoreResult<u64> {
         workflows::purge(&self.pool, before).await
+    }
+
+    async fn get_project_policy(&self, project: ProjectId) -> StoreResult<Option<Value>> {
+        events::get_policy(&self.pool, project).await
+    }
+
+    async fn put_project_policy(
+        &self,
+        project: ProjectId,
+        policy: &Value,
+        now: UnixMillis,
+        events: &[OutboxEvent],
+    ) -> StoreResult<()> {
+        events::put_policy(&self.pool, project, policy, now, events).await
+    }
+
+    async fn insert_events(&self, events: &[OutboxEvent]) -> StoreResult<()> {
+        events::insert_events_alone(&self.pool, events).await
+    }
+
+    async fn unfanned_events(&self, limit: u32) -> StoreResult<Vec<OutboxEvent>> {
+        events::unfanned(&self.pool, limit).await
+    }
+
+    async fn fan_out_event(
+        &self,
+        event_id: Uuid,
+        deliveries: &[WebhookDelivery],
+    ) -> StoreResult<bool> {
+        events::fan_out(&self.pool, event_id, deliveries).await
+    }
+
+    async fn get_event(&self, project: ProjectId, id: Uuid) -> StoreResult<Option<OutboxEvent>> {
+        events::get_event(&self.pool, project, id).await
+    }
+
+    async fn list_events(
+        &self,
+        project: ProjectId,
+        filter: &EventFilter,
+    ) -> StoreResult<Vec<OutboxEvent>> {
+        events::list_events(&self.pool, project, filter).await
+    }
+
+    async fn purge_events(&self, before: UnixMillis) -> StoreResult<u64> {
+        events::purge_events(&self.pool, before).await
+    }
+
+    async fn insert_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> StoreResult<()> {
+        events::insert_endpoint(&self.pool, endpoint).await
+    }
+
+    async fn list_webhook_endpoints(
+        &self,
+        project: ProjectId,
+    ) -> StoreResult<Vec<WebhookEndpoint>> {
+        events::list_endpoints(&self.pool, project).await
+    }
+
+    async fn get_webhook_endpoint(
+        &self,
+        project: ProjectId,
+        id: Uuid,
+    ) -> StoreResult<Option<WebhookEndpoint>> {
+        events::get_endpoint(&self.pool, project, id).await
+    }
+
+    async fn update_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> StoreResult<()> {
+        events::update_endpoint(&self.pool, endpoint).await
+    }
+
+    async fn delete_webhook_endpoint(&self, project: ProjectId, id: Uuid) -> StoreResult<()> {
+        events::delete_endpoint(&self.pool, project, id).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        holder: &str,
+        now: UnixMillis,
+        lease_until: UnixMillis,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        events::claim_deliveries(&self.pool, holder, now, lease_until, limit).await
+    }
+
+    async fn record_delivery_attempt(
+        &self,
+        holder: &str,
+        record: &AttemptRecord,
+    ) -> StoreResult<bool> {
+        events::record_attempt(&self.pool, holder, record).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        project: ProjectId,
+        event_id: Uuid,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        events::list_deliveries(&self.pool, project, event_id).await
+    }
+
+    async fn list_delivery_attempts(&self, delivery_id: Uuid) -> StoreResult<Vec<DeliveryAttempt>> {
+        events::list_attempts(&self.pool, delivery_id).await
+    }
+
+    async fn redeliver_event(
+        &self,
+        project: ProjectId,
+        event_id: Uuid,
+        endpoints: &[Uuid],
+        now: UnixMillis,
+    ) -> StoreResult<u64> {
+        events::redeliver(&self.pool, project, event_id, endpoints, now).await
+    }
+
+    async fn insert_audit_entry(&self, entry: &AuditEntry) -> StoreResult<()> {
+        events::insert_audit(&self.pool, entry).await
+    }
+
+    async fn list_audit_entries(
+        &self,
+        project: ProjectId,
+        filter: &AuditFilter,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        events::list_audit(&self.pool, project, filter).await
     }
 }

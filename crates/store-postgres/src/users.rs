@@ -14,7 +14,8 @@ macro_rules! insert_user_sql {
     ($($conflict:literal)?) => {
         concat!(
             "INSERT INTO users AS u (project_id, user_id, meta, user_id_folded, name_folded, \
-             email_folded, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+             email_folded, created_at, updated_at, secrets_sealed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
             $($conflict,)?
             " RETURNING ",
             user_columns!()
@@ -39,13 +40,15 @@ impl Folded {
     }
 }
 
-/// Inserts a user and its index rows. With `if_absent`, an existing user is left alone
-/// and `None` is returned; without it, an existing user is a unique violation.
+/// Inserts a user (with its sealed secret values) and its index rows. With `if_absent`,
+/// an existing user is left alone and `None` is returned; without it, an existing user is
+/// a unique violation.
 pub(crate) async fn insert(
     conn: &mut PgConnection,
     project: ProjectId,
     user: &UserId,
     meta: &Metadata,
+    secrets_sealed: Option<&str>,
     now: UnixMillis,
     if_absent: bool,
 ) -> StoreResult<Option<ConnectedUser>> {
@@ -63,6 +66,7 @@ pub(crate) async fn insert(
         .bind(folded.name)
         .bind(folded.email)
         .bind(now)
+        .bind(secrets_sealed)
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_err)?;
@@ -73,18 +77,21 @@ pub(crate) async fn insert(
     Ok(Some(created))
 }
 
-/// Replaces a user's metadata if `expected_version` still matches; `None` otherwise.
+/// Replaces a user's metadata (and its sealed secret values, when given) if
+/// `expected_version` still matches; `None` otherwise.
 pub(crate) async fn update_meta(
     conn: &mut PgConnection,
     project: ProjectId,
     user: &UserId,
     meta: &Metadata,
+    secrets_sealed: Option<&str>,
     expected_version: i64,
     now: UnixMillis,
 ) -> StoreResult<Option<ConnectedUser>> {
     const UPDATE: &str = concat!(
         "UPDATE users u SET meta = $1, name_folded = $2, email_folded = $3, updated_at = $4, \
-         version = u.version + 1 WHERE u.project_id = $5 AND u.user_id = $6 AND u.version = $7 \
+         secrets_sealed = COALESCE($8, u.secrets_sealed), version = u.version + 1 \
+         WHERE u.project_id = $5 AND u.user_id = $6 AND u.version = $7 \
          RETURNING ",
         user_columns!()
     );
@@ -97,6 +104,7 @@ pub(crate) async fn update_meta(
         .bind(project.as_uuid())
         .bind(user.as_str())
         .bind(expected_version)
+        .bind(secrets_sealed)
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_err)?;

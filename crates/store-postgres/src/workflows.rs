@@ -272,6 +272,7 @@ pub(crate) async fn release(
     holder: &str,
     u: &ExecutionUpdate,
 ) -> StoreResult<bool> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
     let done = sqlx::query(
         "UPDATE executions SET status = $1, next_run_at = $2, output = $3, error = $4, \
          response = COALESCE($5, response), finished_at = $6, lease_holder = NULL, \
@@ -285,10 +286,15 @@ pub(crate) async fn release(
     .bind(u.finished_at)
     .bind(id)
     .bind(holder)
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .map_err(db_err)?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    crate::events::insert_events(&mut tx, &u.events).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(true)
 }
 
 pub(crate) async fn cancel(

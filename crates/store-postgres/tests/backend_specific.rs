@@ -16,7 +16,7 @@ async fn one_batch_may_name_a_user_twice() {
     };
     store.create_project(&project).await.unwrap();
     let user = UserId::parse("u").unwrap();
-    store.ensure_user(project.id, &user, 0).await.unwrap();
+    store.ensure_user(project.id, &user, 0, None).await.unwrap();
     let seen = |at| LastSeen {
         project_id: project.id,
         user_id: user.clone(),

@@ -4,11 +4,13 @@
 use std::sync::Arc;
 
 use plugboard_core::{
-    ConnectLink, ConnectSession, ConnectSessionStatus, Credential, CredentialConfiguration,
-    CredentialStatus, CredentialWithConfigurations, DashboardPrincipal, DashboardSession,
-    Execution, ExecutionFilter, ExecutionStatus, ExecutionUpdate, IntegrationKey, Metadata,
-    MetadataLimits, Project, ProjectId, ProjectIntegration, SealedColumn, SecretKeyRecord,
-    SigningKeyRecord, UserFilter, UserId, WorkflowVersion,
+    AttemptRecord, AuditEntry, AuditFilter, ConnectLink, ConnectSession, ConnectSessionStatus,
+    Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations,
+    DashboardPrincipal, DashboardSession, DeliveryAttempt, DeliveryNext, DeliveryStatus,
+    EventFilter, Execution, ExecutionFilter, ExecutionStatus, ExecutionUpdate, IntegrationKey,
+    Metadata, MetadataLimits, OutboxEvent, Project, ProjectId, ProjectIntegration, SealedColumn,
+    SecretKeyRecord, SigningKeyRecord, UserFilter, UserId, WebhookDelivery, WebhookEndpoint,
+    WorkflowVersion,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -70,6 +72,22 @@ macro_rules! conformance_tests {
             integration_usage_counts_users_and_enabled_workflows,
             projects_are_listed_oldest_first,
             dashboard_sessions_expire_and_end,
+            user_changes_write_their_events,
+            credential_changes_write_their_events,
+            execution_release_writes_its_events,
+            user_secrets_are_kept_unless_replaced,
+            project_policy_round_trip,
+            events_fan_out_once,
+            deliveries_are_claimed_once_until_the_lease_expires,
+            delivery_attempts_move_deliveries_on,
+            failures_in_a_row_disable_the_endpoint,
+            redelivery_resets_and_creates_deliveries,
+            events_list_filters_and_pages,
+            old_events_are_purged,
+            webhook_endpoints_round_trip,
+            audit_entries_filter_and_page,
+            events_endpoints_and_audit_are_isolated_by_project,
+            concurrent_delivery_claims_never_share_a_delivery,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -3018,4 +3036,1428 @@ pub async fn dashboard_sessions_expire_and_end(store: Arc<dyn Store>) {
             .is_none(),
         "logged out"
     );
+}
+
+// ---- Issue #7: the outbox, webhook endpoints and deliveries, policies, secrets, audit ----
+
+/// A UUIDv7 whose time is `at`, so ids order like their times (as `Uuid::now_v7` ids do).
+fn v7_at(at: i64) -> Uuid {
+    let random: [u8; 10] = Uuid::new_v4().as_bytes()[..10].try_into().unwrap();
+    uuid::Builder::from_unix_timestamp_millis(at as u64, &random).into_uuid()
+}
+
+/// An event of `project` at `at`, with an id ordered by that time.
+fn outbox(project: ProjectId, event_type: &str, at: i64) -> OutboxEvent {
+    OutboxEvent {
+        id: v7_at(at),
+        project_id: project,
+        event_type: event_type.into(),
+        payload: json!({"type": event_type, "at": at, "nested": {"list": [1, "two", null]}}),
+        created_at: at,
+    }
+}
+
+/// Every event of a project, newest first.
+async fn all_events(store: &dyn Store, project: ProjectId) -> Vec<OutboxEvent> {
+    store
+        .list_events(
+            project,
+            &EventFilter {
+                limit: 1000,
+                ..EventFilter::default()
+            },
+        )
+        .await
+        .unwrap()
+}
+
+fn event_ids(events: &[OutboxEvent]) -> Vec<Uuid> {
+    events.iter().map(|e| e.id).collect()
+}
+
+fn endpoint(project: ProjectId, url: &str, at: i64) -> WebhookEndpoint {
+    WebhookEndpoint {
+        id: Uuid::new_v4(),
+        project_id: project,
+        url: url.into(),
+        description: format!("receiver at {url}"),
+        event_types: vec!["user.created".into(), "user.deleted".into()],
+        secret_sealed: "sealed-whsec".into(),
+        previous_secret_sealed: None,
+        previous_secret_expires_at: None,
+        disabled_at: None,
+        disabled_reason: None,
+        consecutive_failures: 0,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+async fn new_endpoint(
+    store: &dyn Store,
+    project: ProjectId,
+    url: &str,
+    at: i64,
+) -> WebhookEndpoint {
+    let e = endpoint(project, url, at);
+    store.insert_webhook_endpoint(&e).await.unwrap();
+    e
+}
+
+fn pending_delivery(event: &OutboxEvent, endpoint: &WebhookEndpoint, due: i64) -> WebhookDelivery {
+    WebhookDelivery {
+        id: Uuid::new_v4(),
+        project_id: event.project_id,
+        event_id: event.id,
+        endpoint_id: endpoint.id,
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: due,
+        last_status_code: None,
+        last_error: None,
+        created_at: event.created_at,
+        updated_at: event.created_at,
+    }
+}
+
+/// Inserts an event and fans it out to these endpoints, each delivery due at `due`.
+async fn fanned_event(
+    store: &dyn Store,
+    project: ProjectId,
+    at: i64,
+    endpoints: &[&WebhookEndpoint],
+    due: i64,
+) -> (OutboxEvent, Vec<WebhookDelivery>) {
+    let event = outbox(project, "user.created", at);
+    store
+        .insert_events(std::slice::from_ref(&event))
+        .await
+        .unwrap();
+    let deliveries: Vec<WebhookDelivery> = endpoints
+        .iter()
+        .map(|e| pending_delivery(&event, e, due))
+        .collect();
+    assert!(store.fan_out_event(event.id, &deliveries).await.unwrap());
+    (event, deliveries)
+}
+
+fn attempt_record(
+    delivery: Uuid,
+    attempt: i32,
+    at: i64,
+    status_code: Option<i32>,
+    next: DeliveryNext,
+    disable_after_failures: i32,
+) -> AttemptRecord {
+    AttemptRecord {
+        attempt: DeliveryAttempt {
+            id: Uuid::new_v4(),
+            delivery_id: delivery,
+            attempt,
+            started_at: at,
+            duration_ms: 42,
+            status_code,
+            error: match next {
+                DeliveryNext::Delivered => None,
+                _ => Some(format!("attempt {attempt} failed")),
+            },
+            response_excerpt: status_code.map(|c| format!("HTTP {c}")),
+        },
+        next,
+        disable_after_failures,
+        now: at,
+    }
+}
+
+async fn only_delivery(store: &dyn Store, project: ProjectId, event: Uuid) -> WebhookDelivery {
+    let mut all = store.list_deliveries(project, event).await.unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    all.remove(0)
+}
+
+/// User creation, metadata writes, suspension and deletion write their events with the
+/// change, and only when the change happened.
+pub async fn user_changes_write_their_events(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let user = uid("u");
+    let created = outbox(project, "user.created", T0);
+    store
+        .ensure_user(project, &user, T0, Some(&created))
+        .await
+        .unwrap();
+    assert_eq!(all_events(&*store, project).await, vec![created.clone()]);
+    // Already there: the event is not written.
+    let again = outbox(project, "user.created", T0 + 1);
+    let v0 = store
+        .ensure_user(project, &user, T0 + 1, Some(&again))
+        .await
+        .unwrap();
+    assert_eq!(all_events(&*store, project).await, vec![created.clone()]);
+
+    let made = vec![
+        outbox(project, "user.created", T0 + 2),
+        outbox(project, "entitlement.changed", T0 + 3),
+    ];
+    store
+        .create_user(
+            project,
+            &uid("v"),
+            &Metadata::default(),
+            None,
+            T0 + 2,
+            &made,
+        )
+        .await
+        .unwrap();
+    let refused = outbox(project, "user.created", T0 + 4);
+    assert!(matches!(
+        store
+            .create_user(
+                project,
+                &uid("v"),
+                &Metadata::default(),
+                None,
+                T0 + 4,
+                std::slice::from_ref(&refused)
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        event_ids(&all_events(&*store, project).await),
+        vec![made[1].id, made[0].id, created.id]
+    );
+
+    let updated = outbox(project, "user.metadata_updated", T0 + 5);
+    let m1 = meta(json!({"plan": "pro"}));
+    store
+        .write_metadata(MetadataWrite {
+            project_id: project,
+            user_id: &user,
+            meta: &m1,
+            expected_version: v0.version,
+            now: T0 + 5,
+            secrets_sealed: None,
+            events: std::slice::from_ref(&updated),
+        })
+        .await
+        .unwrap();
+    let stale = outbox(project, "user.metadata_updated", T0 + 6);
+    assert!(matches!(
+        store
+            .write_metadata(MetadataWrite {
+                project_id: project,
+                user_id: &user,
+                meta: &m1,
+                expected_version: v0.version,
+                now: T0 + 6,
+                secrets_sealed: None,
+                events: std::slice::from_ref(&stale),
+            })
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let suspended = outbox(project, "user.suspended", T0 + 7);
+    store
+        .set_suspended(
+            project,
+            &user,
+            true,
+            T0 + 7,
+            std::slice::from_ref(&suspended),
+        )
+        .await
+        .unwrap();
+    let ghost = outbox(project, "user.suspended", T0 + 8);
+    assert!(matches!(
+        store
+            .set_suspended(
+                project,
+                &uid("ghost"),
+                true,
+                T0 + 8,
+                std::slice::from_ref(&ghost)
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    // The events outlive the user.
+    let deleted = outbox(project, "user.deleted", T0 + 9);
+    store
+        .delete_user(project, &user, std::slice::from_ref(&deleted))
+        .await
+        .unwrap();
+    let gone = outbox(project, "user.deleted", T0 + 10);
+    assert!(matches!(
+        store
+            .delete_user(project, &user, std::slice::from_ref(&gone))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        event_ids(&all_events(&*store, project).await),
+        vec![
+            deleted.id,
+            suspended.id,
+            updated.id,
+            made[1].id,
+            made[0].id,
+            created.id
+        ]
+    );
+    assert_eq!(
+        store.get_event(project, deleted.id).await.unwrap(),
+        Some(deleted)
+    );
+}
+
+/// Connections, status changes, settings changes and disconnections write their events
+/// with the change, and none when it fails.
+pub async fn credential_changes_write_their_events(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let slack = new_integration(&*store, project, "slack").await;
+    let user = uid("u");
+    store.ensure_user(project, &user, T0, None).await.unwrap();
+    let (connected, configuration) = credential(project, &user, slack.id, T0);
+    let enabled = outbox(project, "integration.enabled", T0 + 1);
+    store
+        .insert_credential(
+            &connected,
+            &configuration,
+            &[],
+            std::slice::from_ref(&enabled),
+        )
+        .await
+        .unwrap();
+    let (orphan, orphan_cf) = credential(project, &uid("ghost"), slack.id, T0);
+    let lost = outbox(project, "integration.enabled", T0 + 2);
+    assert!(matches!(
+        store
+            .insert_credential(&orphan, &orphan_cf, &[], std::slice::from_ref(&lost))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    let invalid = outbox(project, "credential.invalid", T0 + 3);
+    store
+        .set_credential_status(
+            project,
+            connected.id,
+            CredentialStatus::Invalid,
+            3,
+            T0 + 3,
+            std::slice::from_ref(&invalid),
+        )
+        .await
+        .unwrap();
+    let lost_status = outbox(project, "credential.invalid", T0 + 4);
+    assert!(matches!(
+        store
+            .set_credential_status(
+                project,
+                Uuid::new_v4(),
+                CredentialStatus::Invalid,
+                3,
+                T0 + 4,
+                std::slice::from_ref(&lost_status),
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    let workflow = outbox(project, "workflow.enabled", T0 + 5);
+    store
+        .update_configuration(
+            project,
+            connected.id,
+            configuration.id,
+            Some(object(json!({"wf": {"enabled": true}}))),
+            None,
+            T0 + 5,
+            &[],
+            std::slice::from_ref(&workflow),
+        )
+        .await
+        .unwrap();
+    let lost_workflow = outbox(project, "workflow.enabled", T0 + 6);
+    assert!(matches!(
+        store
+            .update_configuration(
+                project,
+                connected.id,
+                Uuid::new_v4(),
+                None,
+                None,
+                T0 + 6,
+                &[],
+                std::slice::from_ref(&lost_workflow),
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    let disabled = outbox(project, "integration.disabled", T0 + 7);
+    store
+        .delete_credential(
+            project,
+            &user,
+            connected.id,
+            std::slice::from_ref(&disabled),
+        )
+        .await
+        .unwrap();
+    let lost_disable = outbox(project, "integration.disabled", T0 + 8);
+    assert!(matches!(
+        store
+            .delete_credential(
+                project,
+                &user,
+                connected.id,
+                std::slice::from_ref(&lost_disable)
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        event_ids(&all_events(&*store, project).await),
+        vec![disabled.id, workflow.id, invalid.id, enabled.id]
+    );
+}
+
+/// A release writes its events only when the holder still held the execution.
+pub async fn execution_release_writes_its_events(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let user = uid("u");
+    store.ensure_user(project, &user, T0, None).await.unwrap();
+    let run = execution(project, &user, "wf", T0);
+    store
+        .enqueue_executions(std::slice::from_ref(&run))
+        .await
+        .unwrap();
+    store
+        .claim_executions("w1", T0, T0 + 30_000, 10, 10)
+        .await
+        .unwrap();
+    let stranger = ExecutionUpdate {
+        error: Some("boom".into()),
+        events: vec![outbox(project, "execution.failed", T0 + 1)],
+        ..done(ExecutionStatus::Failed, T0 + 1)
+    };
+    assert!(
+        !store
+            .release_execution(run.id, "w2", &stranger)
+            .await
+            .unwrap()
+    );
+    assert!(all_events(&*store, project).await.is_empty());
+    let failed = outbox(project, "execution.failed", T0 + 2);
+    let update = ExecutionUpdate {
+        error: Some("boom".into()),
+        events: vec![failed.clone()],
+        ..done(ExecutionStatus::Failed, T0 + 2)
+    };
+    assert!(
+        store
+            .release_execution(run.id, "w1", &update)
+            .await
+            .unwrap()
+    );
+    assert_eq!(all_events(&*store, project).await, vec![failed]);
+}
+
+/// Secret metadata values are stored sealed with the user: kept when a write gives none,
+/// replaced when it gives some, gone with the user.
+pub async fn user_secrets_are_kept_unless_replaced(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let (a, b) = (uid("a"), uid("b"));
+    let created = store
+        .create_user(
+            project,
+            &a,
+            &meta(json!({"plan": "pro"})),
+            Some("sealed-1"),
+            T0,
+            &[],
+        )
+        .await
+        .unwrap();
+    store.ensure_user(project, &b, T0, None).await.unwrap();
+    assert_eq!(
+        store
+            .get_user_secrets(project, &a)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("sealed-1")
+    );
+    assert_eq!(store.get_user_secrets(project, &b).await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_user_secrets(project, &uid("ghost"))
+            .await
+            .unwrap(),
+        None
+    );
+    let kept = store
+        .write_metadata(MetadataWrite {
+            project_id: project,
+            user_id: &a,
+            meta: &meta(json!({"plan": "free"})),
+            expected_version: created.version,
+            now: T0 + 1,
+            secrets_sealed: None,
+            events: &[],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_user_secrets(project, &a)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("sealed-1")
+    );
+    let replaced = store
+        .write_metadata(MetadataWrite {
+            project_id: project,
+            user_id: &a,
+            meta: &meta(json!({"plan": "team"})),
+            expected_version: kept.version,
+            now: T0 + 2,
+            secrets_sealed: Some("sealed-2"),
+            events: &[],
+        })
+        .await
+        .unwrap();
+    assert_eq!(replaced.meta.get_str("plan"), Some("team"));
+    assert_eq!(
+        store
+            .get_user_secrets(project, &a)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("sealed-2")
+    );
+    // A stale write changes nothing, secrets included.
+    assert!(matches!(
+        store
+            .write_metadata(MetadataWrite {
+                project_id: project,
+                user_id: &a,
+                meta: &meta(json!({})),
+                expected_version: kept.version,
+                now: T0 + 3,
+                secrets_sealed: Some("sealed-3"),
+                events: &[],
+            })
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .get_user_secrets(project, &a)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("sealed-2")
+    );
+    // Secrets are per project.
+    let other = new_project(&*store, "other").await;
+    store.ensure_user(other, &a, T0, None).await.unwrap();
+    assert_eq!(store.get_user_secrets(other, &a).await.unwrap(), None);
+    store.delete_user(project, &a, &[]).await.unwrap();
+    assert_eq!(store.get_user_secrets(project, &a).await.unwrap(), None);
+}
+
+pub async fn project_policy_round_trip(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let other = new_project(&*store, "other").await;
+    assert_eq!(store.get_project_policy(project).await.unwrap(), None);
+    let first = json!({
+        "entitlements": [{"integration": "slack", "rule": "user.meta.plan == \"pro\""}],
+        "secretMetadataKeys": ["apiToken"],
+    });
+    let changed = outbox(project, "entitlement.changed", T0);
+    store
+        .put_project_policy(project, &first, T0, std::slice::from_ref(&changed))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_project_policy(project).await.unwrap(),
+        Some(first)
+    );
+    assert_eq!(all_events(&*store, project).await, vec![changed]);
+    let second = json!({"entitlements": [], "secretMetadataKeys": []});
+    store
+        .put_project_policy(project, &second, T0 + 1, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_project_policy(project).await.unwrap(),
+        Some(second)
+    );
+    assert_eq!(store.get_project_policy(other).await.unwrap(), None);
+}
+
+/// Events are fanned out once: the first node marks them and writes their deliveries,
+/// a second gets false and writes nothing.
+pub async fn events_fan_out_once(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let hook = new_endpoint(&*store, project, "https://a.example/hook", T0).await;
+    let events: Vec<OutboxEvent> = (0..3)
+        .map(|i| outbox(project, "user.created", T0 + i))
+        .collect();
+    // Inserted out of order: they come back oldest first.
+    store
+        .insert_events(&[events[2].clone(), events[0].clone()])
+        .await
+        .unwrap();
+    store
+        .insert_events(std::slice::from_ref(&events[1]))
+        .await
+        .unwrap();
+    store.insert_events(&[]).await.unwrap();
+    assert_eq!(store.unfanned_events(10).await.unwrap(), events);
+    assert_eq!(
+        event_ids(&store.unfanned_events(2).await.unwrap()),
+        vec![events[0].id, events[1].id]
+    );
+
+    let delivery = pending_delivery(&events[0], &hook, T0 + 100);
+    assert!(
+        store
+            .fan_out_event(events[0].id, std::slice::from_ref(&delivery))
+            .await
+            .unwrap()
+    );
+    let duplicate = pending_delivery(&events[0], &hook, T0 + 200);
+    assert!(
+        !store
+            .fan_out_event(events[0].id, std::slice::from_ref(&duplicate))
+            .await
+            .unwrap(),
+        "fanned out already"
+    );
+    assert_eq!(
+        store.list_deliveries(project, events[0].id).await.unwrap(),
+        vec![delivery]
+    );
+    // No endpoint wants it: marked all the same.
+    assert!(store.fan_out_event(events[1].id, &[]).await.unwrap());
+    assert!(!store.fan_out_event(Uuid::new_v4(), &[]).await.unwrap());
+    assert_eq!(
+        event_ids(&store.unfanned_events(10).await.unwrap()),
+        vec![events[2].id]
+    );
+    assert!(
+        store
+            .list_deliveries(project, events[1].id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A due delivery is leased to one sender at a time, with its event and endpoint;
+/// deliveries not yet due or to disabled endpoints wait.
+pub async fn deliveries_are_claimed_once_until_the_lease_expires(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let live = new_endpoint(&*store, project, "https://live.example/hook", T0).await;
+    let off = WebhookEndpoint {
+        disabled_at: Some(T0),
+        disabled_reason: Some("turned off".into()),
+        ..endpoint(project, "https://off.example/hook", T0 + 1)
+    };
+    store.insert_webhook_endpoint(&off).await.unwrap();
+    let (now_event, now_deliveries) =
+        fanned_event(&*store, project, T0 + 10, &[&live, &off], T0 + 100).await;
+    let (_, later) = fanned_event(&*store, project, T0 + 11, &[&live], T0 + 5_000).await;
+
+    let claimed = store
+        .claim_deliveries("s1", T0 + 100, T0 + 1_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert_eq!(claimed[0].delivery, now_deliveries[0]);
+    assert_eq!(claimed[0].event, now_event);
+    assert_eq!(claimed[0].endpoint, live);
+    assert!(
+        store
+            .claim_deliveries("s2", T0 + 500, T0 + 1_500, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased to s1"
+    );
+    // s1 died: after its lease, s2 takes the delivery; s1 can no longer record it.
+    let reclaimed = store
+        .claim_deliveries("s2", T0 + 1_001, T0 + 2_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        reclaimed.iter().map(|c| c.delivery.id).collect::<Vec<_>>(),
+        vec![now_deliveries[0].id]
+    );
+    let stale = attempt_record(
+        now_deliveries[0].id,
+        1,
+        T0 + 1_100,
+        Some(200),
+        DeliveryNext::Delivered,
+        5,
+    );
+    assert!(!store.record_delivery_attempt("s1", &stale).await.unwrap());
+    assert!(
+        store
+            .list_delivery_attempts(now_deliveries[0].id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let fresh = attempt_record(
+        now_deliveries[0].id,
+        1,
+        T0 + 1_200,
+        Some(204),
+        DeliveryNext::Delivered,
+        5,
+    );
+    assert!(store.record_delivery_attempt("s2", &fresh).await.unwrap());
+    assert!(
+        !store.record_delivery_attempt("s2", &fresh).await.unwrap(),
+        "the lease was given up"
+    );
+
+    // The later one comes due; the disabled endpoint's never does.
+    let due = store
+        .claim_deliveries("s3", T0 + 5_000, T0 + 6_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        due.iter().map(|c| c.delivery.id).collect::<Vec<_>>(),
+        vec![later[0].id]
+    );
+    // Once enabled again, it is sent (while the later one is still leased).
+    store
+        .update_webhook_endpoint(&WebhookEndpoint {
+            disabled_at: None,
+            disabled_reason: None,
+            updated_at: T0 + 5_500,
+            ..off.clone()
+        })
+        .await
+        .unwrap();
+    let enabled = store
+        .claim_deliveries("s4", T0 + 5_500, T0 + 8_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        enabled.iter().map(|c| c.delivery.id).collect::<Vec<_>>(),
+        vec![now_deliveries[1].id]
+    );
+}
+
+/// An attempt is logged and moves its delivery on: delivered, retried later, or failed.
+pub async fn delivery_attempts_move_deliveries_on(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let hook = new_endpoint(&*store, project, "https://a.example/hook", T0).await;
+    let (event, deliveries) = fanned_event(&*store, project, T0, &[&hook], T0).await;
+    let id = deliveries[0].id;
+
+    let claimed = store.claim_deliveries("s", T0, T0 + 100, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let retry = attempt_record(
+        id,
+        1,
+        T0 + 1,
+        Some(500),
+        DeliveryNext::RetryAt(T0 + 60_000),
+        0,
+    );
+    assert!(store.record_delivery_attempt("s", &retry).await.unwrap());
+    let pending = only_delivery(&*store, project, event.id).await;
+    assert_eq!(
+        (
+            pending.status,
+            pending.attempts,
+            pending.next_attempt_at,
+            pending.last_status_code,
+            pending.last_error.as_deref()
+        ),
+        (
+            DeliveryStatus::Pending,
+            1,
+            T0 + 60_000,
+            Some(500),
+            Some("attempt 1 failed")
+        )
+    );
+    assert!(
+        store
+            .claim_deliveries("s", T0 + 59_999, T0 + 70_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+    assert_eq!(
+        store
+            .claim_deliveries("s", T0 + 60_000, T0 + 70_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let delivered = attempt_record(id, 2, T0 + 60_001, Some(200), DeliveryNext::Delivered, 0);
+    assert!(
+        store
+            .record_delivery_attempt("s", &delivered)
+            .await
+            .unwrap()
+    );
+    let done = only_delivery(&*store, project, event.id).await;
+    assert_eq!(
+        (done.status, done.attempts, done.last_status_code),
+        (DeliveryStatus::Delivered, 2, Some(200))
+    );
+    assert!(
+        store
+            .claim_deliveries("s", T0 + 100_000, T0 + 110_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "delivered"
+    );
+    assert_eq!(
+        store.list_delivery_attempts(id).await.unwrap(),
+        vec![retry.attempt.clone(), delivered.attempt.clone()]
+    );
+
+    // Giving up fails the delivery for good.
+    let (other_event, other) = fanned_event(&*store, project, T0 + 1, &[&hook], T0).await;
+    store
+        .claim_deliveries("s", T0 + 200_000, T0 + 210_000, 10)
+        .await
+        .unwrap();
+    let give_up = AttemptRecord {
+        attempt: DeliveryAttempt {
+            status_code: None,
+            error: Some("connection refused".into()),
+            response_excerpt: None,
+            ..attempt_record(other[0].id, 8, T0 + 200_001, None, DeliveryNext::GiveUp, 0).attempt
+        },
+        ..attempt_record(other[0].id, 8, T0 + 200_001, None, DeliveryNext::GiveUp, 0)
+    };
+    assert!(store.record_delivery_attempt("s", &give_up).await.unwrap());
+    let failed = only_delivery(&*store, project, other_event.id).await;
+    assert_eq!(
+        (
+            failed.status,
+            failed.attempts,
+            failed.last_status_code,
+            failed.last_error.as_deref()
+        ),
+        (DeliveryStatus::Failed, 8, None, Some("connection refused"))
+    );
+    assert_eq!(
+        store.list_delivery_attempts(other[0].id).await.unwrap(),
+        vec![give_up.attempt]
+    );
+    assert!(
+        store
+            .claim_deliveries("s", T0 + 900_000, T0 + 910_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "failed for good"
+    );
+}
+
+/// Failed attempts in a row are counted per endpoint; a success resets the count, and
+/// reaching the threshold disables the endpoint.
+pub async fn failures_in_a_row_disable_the_endpoint(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let hook = new_endpoint(&*store, project, "https://flaky.example/hook", T0).await;
+    let mut at = T0;
+    // Sends one new event to the endpoint and records one attempt with this outcome.
+    let mut send = async |next: DeliveryNext| {
+        at += 10;
+        let (_, deliveries) = fanned_event(&*store, project, at, &[&hook], at).await;
+        let claimed = store.claim_deliveries("s", at, at + 5, 10).await.unwrap();
+        assert_eq!(claimed.len(), 1, "{claimed:?}");
+        let code = match next {
+            DeliveryNext::Delivered => 200,
+            _ => 503,
+        };
+        let record = attempt_record(deliveries[0].id, 1, at + 1, Some(code), next, 3);
+        assert!(store.record_delivery_attempt("s", &record).await.unwrap());
+        store
+            .get_webhook_endpoint(project, hook.id)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let failing = send(DeliveryNext::RetryAt(T0 + 1_000_000)).await;
+    assert_eq!(failing.consecutive_failures, 1);
+    let failing = send(DeliveryNext::GiveUp).await;
+    assert_eq!(failing.consecutive_failures, 2);
+    assert_eq!(failing.disabled_at, None);
+    let recovered = send(DeliveryNext::Delivered).await;
+    assert_eq!(recovered.consecutive_failures, 0);
+    send(DeliveryNext::GiveUp).await;
+    send(DeliveryNext::GiveUp).await;
+    let disabled = send(DeliveryNext::GiveUp).await;
+    assert_eq!(disabled.consecutive_failures, 3);
+    let disabled_at = disabled.disabled_at.expect("disabled at the threshold");
+    assert!(disabled_at > T0, "{disabled_at}");
+    assert!(
+        disabled
+            .disabled_reason
+            .as_deref()
+            .is_some_and(|r| r.contains('3')),
+        "{:?}",
+        disabled.disabled_reason
+    );
+    // Nothing more is sent to it.
+    let (_, parked) = fanned_event(&*store, project, T0 + 2_000, &[&hook], T0 + 2_000).await;
+    assert!(
+        store
+            .claim_deliveries("s", T0 + 3_000, T0 + 4_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        only_delivery(&*store, project, parked[0].event_id)
+            .await
+            .status,
+        DeliveryStatus::Pending
+    );
+}
+
+/// Redelivery makes each delivery pending again from scratch, creating the missing ones,
+/// only for the project's endpoints.
+pub async fn redelivery_resets_and_creates_deliveries(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let other = new_project(&*store, "other").await;
+    let a = new_endpoint(&*store, project, "https://a.example/hook", T0).await;
+    let b = new_endpoint(&*store, project, "https://b.example/hook", T0 + 1).await;
+    let foreign = new_endpoint(&*store, other, "https://x.example/hook", T0).await;
+    let (event, deliveries) = fanned_event(&*store, project, T0, &[&a], T0).await;
+    store.claim_deliveries("s", T0, T0 + 100, 10).await.unwrap();
+    let gave_up = attempt_record(
+        deliveries[0].id,
+        5,
+        T0 + 1,
+        Some(500),
+        DeliveryNext::GiveUp,
+        0,
+    );
+    assert!(store.record_delivery_attempt("s", &gave_up).await.unwrap());
+
+    assert_eq!(
+        store
+            .redeliver_event(project, event.id, &[a.id, b.id, foreign.id, a.id], T0 + 50)
+            .await
+            .unwrap(),
+        2
+    );
+    let listed = store.list_deliveries(project, event.id).await.unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let of = |endpoint: Uuid| {
+        listed
+            .iter()
+            .find(|d| d.endpoint_id == endpoint)
+            .unwrap_or_else(|| panic!("no delivery to {endpoint}"))
+            .clone()
+    };
+    let (again, new) = (of(a.id), of(b.id));
+    assert_eq!(again.id, deliveries[0].id, "the delivery is reused");
+    for d in [&again, &new] {
+        assert_eq!(
+            (d.status, d.attempts, d.next_attempt_at, d.project_id),
+            (DeliveryStatus::Pending, 0, T0 + 50, project)
+        );
+    }
+    // The log keeps the earlier attempts.
+    assert_eq!(
+        store.list_delivery_attempts(again.id).await.unwrap(),
+        vec![gave_up.attempt]
+    );
+    let claimed = store
+        .claim_deliveries("s", T0 + 50, T0 + 150, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2, "{claimed:?}");
+    // Another project's event, or an unknown one, is not redelivered.
+    assert_eq!(
+        store
+            .redeliver_event(other, event.id, &[foreign.id], T0 + 60)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .redeliver_event(project, Uuid::new_v4(), &[a.id], T0 + 60)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        store
+            .list_deliveries(other, event.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Events list newest first, by type and time, in pages.
+pub async fn events_list_filters_and_pages(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let types = ["user.created", "user.deleted", "execution.failed"];
+    let events: Vec<OutboxEvent> = (0..9)
+        .map(|i| outbox(project, types[i as usize % 3], T0 + i * 1_000))
+        .collect();
+    store.insert_events(&events).await.unwrap();
+    let newest_first =
+        |picked: &[usize]| -> Vec<Uuid> { picked.iter().rev().map(|&i| events[i].id).collect() };
+    let list = |f: EventFilter| {
+        let store = store.clone();
+        async move { event_ids(&store.list_events(project, &f).await.unwrap()) }
+    };
+    let page = |limit| EventFilter {
+        limit,
+        ..EventFilter::default()
+    };
+    assert_eq!(
+        list(page(100)).await,
+        newest_first(&[0, 1, 2, 3, 4, 5, 6, 7, 8])
+    );
+    assert_eq!(
+        list(EventFilter {
+            event_type: Some("user.deleted".into()),
+            ..page(100)
+        })
+        .await,
+        newest_first(&[1, 4, 7])
+    );
+    // `since` is inclusive, `until` exclusive.
+    assert_eq!(
+        list(EventFilter {
+            since: Some(T0 + 2_000),
+            until: Some(T0 + 5_000),
+            ..page(100)
+        })
+        .await,
+        newest_first(&[2, 3, 4])
+    );
+    // Pages: each starts after the previous page's last event.
+    let first = list(page(4)).await;
+    assert_eq!(first, newest_first(&[5, 6, 7, 8]));
+    let second = list(EventFilter {
+        before: first.last().copied(),
+        ..page(4)
+    })
+    .await;
+    assert_eq!(second, newest_first(&[1, 2, 3, 4]));
+    let third = list(EventFilter {
+        before: second.last().copied(),
+        ..page(4)
+    })
+    .await;
+    assert_eq!(third, vec![events[0].id]);
+    assert!(
+        list(EventFilter {
+            before: Some(events[0].id),
+            ..page(4)
+        })
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        list(EventFilter {
+            event_type: Some("user.created".into()),
+            before: Some(events[6].id),
+            ..page(1)
+        })
+        .await,
+        vec![events[3].id]
+    );
+    assert_eq!(
+        store.get_event(project, events[4].id).await.unwrap(),
+        Some(events[4].clone())
+    );
+    assert_eq!(
+        store.get_event(project, Uuid::new_v4()).await.unwrap(),
+        None
+    );
+}
+
+/// Old events go with their deliveries and attempts.
+pub async fn old_events_are_purged(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let hook = new_endpoint(&*store, project, "https://a.example/hook", T0).await;
+    let (old, old_deliveries) = fanned_event(&*store, project, T0, &[&hook], T0).await;
+    store.claim_deliveries("s", T0, T0 + 10, 10).await.unwrap();
+    let record = attempt_record(
+        old_deliveries[0].id,
+        1,
+        T0 + 1,
+        Some(200),
+        DeliveryNext::Delivered,
+        0,
+    );
+    assert!(store.record_delivery_attempt("s", &record).await.unwrap());
+    let unfanned = outbox(project, "user.deleted", T0 + 10);
+    let recent = outbox(project, "user.created", T0 + 1_000);
+    store
+        .insert_events(&[unfanned.clone(), recent.clone()])
+        .await
+        .unwrap();
+
+    assert_eq!(store.purge_events(T0 + 1_000).await.unwrap(), 2);
+    assert_eq!(all_events(&*store, project).await, vec![recent.clone()]);
+    assert_eq!(store.get_event(project, old.id).await.unwrap(), None);
+    assert!(
+        store
+            .list_deliveries(project, old.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_delivery_attempts(old_deliveries[0].id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.unfanned_events(10).await.unwrap(), vec![recent]);
+    assert_eq!(store.purge_events(T0 + 1_000).await.unwrap(), 0);
+}
+
+pub async fn webhook_endpoints_round_trip(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let other = new_project(&*store, "other").await;
+    let second = new_endpoint(&*store, project, "https://b.example/hook", T0 + 1).await;
+    let first = WebhookEndpoint {
+        event_types: Vec::new(),
+        previous_secret_sealed: Some("sealed-old".into()),
+        previous_secret_expires_at: Some(T0 + 86_400_000),
+        ..endpoint(project, "https://a.example/hook", T0)
+    };
+    store.insert_webhook_endpoint(&first).await.unwrap();
+    assert!(matches!(
+        store
+            .insert_webhook_endpoint(&WebhookEndpoint {
+                url: "https://c.example/hook".into(),
+                ..first.clone()
+            })
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.list_webhook_endpoints(project).await.unwrap(),
+        vec![first.clone(), second.clone()]
+    );
+    assert_eq!(
+        store.get_webhook_endpoint(project, first.id).await.unwrap(),
+        Some(first.clone())
+    );
+    let changed = WebhookEndpoint {
+        url: "https://a2.example/hook".into(),
+        description: "renamed".into(),
+        event_types: vec!["execution.failed".into()],
+        secret_sealed: "sealed-new".into(),
+        previous_secret_sealed: None,
+        previous_secret_expires_at: None,
+        disabled_at: Some(T0 + 5),
+        disabled_reason: Some("by hand".into()),
+        consecutive_failures: 4,
+        updated_at: T0 + 5,
+        ..first.clone()
+    };
+    store.update_webhook_endpoint(&changed).await.unwrap();
+    assert_eq!(
+        store.get_webhook_endpoint(project, first.id).await.unwrap(),
+        Some(changed.clone())
+    );
+    // Another project's endpoint is out of reach.
+    assert_eq!(
+        store.get_webhook_endpoint(other, first.id).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .list_webhook_endpoints(other)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        store
+            .update_webhook_endpoint(&WebhookEndpoint {
+                project_id: other,
+                ..changed.clone()
+            })
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_webhook_endpoint(other, first.id).await,
+        Err(StoreError::NotFound)
+    ));
+    // Deleting an endpoint takes its deliveries and their attempts along.
+    let (event, deliveries) = fanned_event(&*store, project, T0, &[&second], T0).await;
+    store.claim_deliveries("s", T0, T0 + 10, 10).await.unwrap();
+    let record = attempt_record(
+        deliveries[0].id,
+        1,
+        T0 + 1,
+        Some(500),
+        DeliveryNext::RetryAt(T0 + 99),
+        0,
+    );
+    assert!(store.record_delivery_attempt("s", &record).await.unwrap());
+    store
+        .delete_webhook_endpoint(project, second.id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_webhook_endpoint(project, second.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        store
+            .list_deliveries(project, event.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_delivery_attempts(deliveries[0].id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.list_webhook_endpoints(project).await.unwrap(),
+        vec![changed]
+    );
+    assert!(matches!(
+        store
+            .update_webhook_endpoint(&WebhookEndpoint {
+                id: Uuid::new_v4(),
+                ..first
+            })
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+fn audit(project: ProjectId, at: i64, actor: &str, target: &str) -> AuditEntry {
+    AuditEntry {
+        id: v7_at(at),
+        project_id: project,
+        at,
+        actor: actor.into(),
+        action: format!("PATCH /api/v1/projects/{{projectId}}/{target}"),
+        target: target.into(),
+        before_digest: Some("b".repeat(64)),
+        after_digest: None,
+        status: 200,
+    }
+}
+
+/// Audit entries list newest first, by actor, target prefix and time, in pages.
+pub async fn audit_entries_filter_and_page(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let entries = [
+        audit(project, T0, "admin", "users/u-1/metadata"),
+        audit(project, T0 + 1_000, "key:k1", "users/u-1"),
+        audit(project, T0 + 2_000, "key:k1", "users/u-10/metadata"),
+        audit(project, T0 + 3_000, "dashboard:admin", "webhooks/w-1"),
+        audit(project, T0 + 4_000, "key:k1", "users/u-2/metadata"),
+        audit(project, T0 + 5_000, "key:k10", "users/u-1/credentials/c"),
+    ];
+    for entry in &entries {
+        store.insert_audit_entry(entry).await.unwrap();
+    }
+    let list = |f: AuditFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .list_audit_entries(project, &f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let ids = |picked: &[usize]| -> Vec<Uuid> { picked.iter().map(|&i| entries[i].id).collect() };
+    let page = |limit| AuditFilter {
+        limit,
+        ..AuditFilter::default()
+    };
+    assert_eq!(list(page(100)).await, ids(&[5, 4, 3, 2, 1, 0]));
+    assert_eq!(
+        store.list_audit_entries(project, &page(1)).await.unwrap(),
+        vec![entries[5].clone()]
+    );
+    // The actor matches exactly.
+    assert_eq!(
+        list(AuditFilter {
+            actor: Some("key:k1".into()),
+            ..page(100)
+        })
+        .await,
+        ids(&[4, 2, 1])
+    );
+    // The target is a prefix.
+    assert_eq!(
+        list(AuditFilter {
+            target: Some("users/u-1".into()),
+            ..page(100)
+        })
+        .await,
+        ids(&[5, 2, 1, 0])
+    );
+    assert_eq!(
+        list(AuditFilter {
+            target: Some("users/u-1/".into()),
+            ..page(100)
+        })
+        .await,
+        ids(&[5, 0])
+    );
+    assert_eq!(
+        list(AuditFilter {
+            target: Some("users/u-%".into()),
+            ..page(100)
+        })
+        .await,
+        ids(&[]),
+        "no wildcards"
+    );
+    assert_eq!(
+        list(AuditFilter {
+            actor: Some("key:k1".into()),
+            target: Some("users/u-1".into()),
+            ..page(100)
+        })
+        .await,
+        ids(&[2, 1])
+    );
+    // `since` is inclusive, `until` exclusive.
+    assert_eq!(
+        list(AuditFilter {
+            since: Some(T0 + 1_000),
+            until: Some(T0 + 4_000),
+            ..page(100)
+        })
+        .await,
+        ids(&[3, 2, 1])
+    );
+    let first = list(page(4)).await;
+    assert_eq!(first, ids(&[5, 4, 3, 2]));
+    assert_eq!(
+        list(AuditFilter {
+            before: first.last().copied(),
+            ..page(4)
+        })
+        .await,
+        ids(&[1, 0])
+    );
+    assert_eq!(
+        list(AuditFilter {
+            actor: Some("key:k1".into()),
+            before: Some(entries[4].id),
+            ..page(1)
+        })
+        .await,
+        ids(&[2])
+    );
+}
+
+/// Events, endpoints, deliveries and audit entries stay within their project.
+pub async fn events_endpoints_and_audit_are_isolated_by_project(store: Arc<dyn Store>) {
+    let p1 = new_project(&*store, "p1").await;
+    let p2 = new_project(&*store, "p2").await;
+    let hook = new_endpoint(&*store, p1, "https://a.example/hook", T0).await;
+    let (event, _) = fanned_event(&*store, p1, T0, &[&hook], T0).await;
+    store
+        .insert_audit_entry(&audit(p1, T0, "admin", "users/u"))
+        .await
+        .unwrap();
+    assert_eq!(store.get_event(p2, event.id).await.unwrap(), None);
+    assert!(all_events(&*store, p2).await.is_empty());
+    assert_eq!(all_events(&*store, p1).await, vec![event.clone()]);
+    assert!(
+        store
+            .list_deliveries(p2, event.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.list_deliveries(p1, event.id).await.unwrap().len(), 1);
+    assert!(store.list_webhook_endpoints(p2).await.unwrap().is_empty());
+    assert_eq!(store.get_webhook_endpoint(p2, hook.id).await.unwrap(), None);
+    let everything = AuditFilter {
+        limit: 100,
+        ..AuditFilter::default()
+    };
+    assert!(
+        store
+            .list_audit_entries(p2, &everything)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .list_audit_entries(p1, &everything)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// Senders claiming at once each get their own deliveries.
+pub async fn concurrent_delivery_claims_never_share_a_delivery(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let hooks = [
+        new_endpoint(&*store, project, "https://a.example/hook", T0).await,
+        new_endpoint(&*store, project, "https://b.example/hook", T0).await,
+    ];
+    for i in 0..15 {
+        fanned_event(&*store, project, T0 + i, &[&hooks[0], &hooks[1]], T0).await;
+    }
+    let claims: Vec<_> = (0..6)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .claim_deliveries(&format!("s{i}"), T0 + 1, T0 + 60_000, 4)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for claim in claims {
+        let batch = claim.await.unwrap();
+        assert!(batch.len() <= 4, "{}", batch.len());
+        claimed.extend(batch.into_iter().map(|c| c.delivery.id));
+    }
+    let total = claimed.len();
+    claimed.sort_unstable();
+    claimed.dedup();
+    assert_eq!(claimed.len(), total, "a delivery was claimed twice");
+    assert_eq!(total, 24, "six senders of four take 24 of 30");
 }
