@@ -102,7 +102,8 @@ pub(crate) async fn fan_out_event(
 async fn insert_delivery(conn: &mut SqliteConnection, d: &WebhookDelivery) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO webhook_deliveries (id, project_id, event_id, endpoint_id, status, attempts, \
-         next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (event_id, endpoint_id) DO NOTHING",
     )
     .bind(d.id.to_string())
     .bind(d.project_id.to_string())
@@ -395,7 +396,7 @@ pub(crate) async fn claim_deliveries(
            JOIN webhook_endpoints w ON w.id = d.endpoint_id \
            WHERE d.status = 'PENDING' AND d.next_attempt_at <= ? \
              AND (d.lease_until IS NULL OR d.lease_until < ?) AND w.disabled_at IS NULL \
-           ORDER BY d.next_attempt_at LIMIT ?) \
+           ORDER BY d.next_attempt_at, d.id LIMIT ?) \
          RETURNING id",
     )
     .bind(holder)
@@ -430,7 +431,7 @@ pub(crate) async fn claim_deliveries(
         });
     }
     tx.commit().await.map_err(db_err)?;
-    claimed.sort_by_key(|c| c.delivery.next_attempt_at);
+    claimed.sort_by_key(|c| (c.delivery.next_attempt_at, c.delivery.id));
     Ok(claimed)
 }
 
@@ -450,7 +451,7 @@ pub(crate) async fn record_attempt(
         "UPDATE webhook_deliveries SET status = ?, attempts = ?, \
          next_attempt_at = COALESCE(?, next_attempt_at), last_status_code = ?, last_error = ?, \
          lease_holder = NULL, lease_until = NULL, updated_at = ? \
-         WHERE id = ? AND lease_holder = ? RETURNING endpoint_id",
+         WHERE id = ? AND lease_holder = ? AND status = 'PENDING' RETURNING endpoint_id",
     )
     .bind(status.as_str())
     .bind(attempt.attempt)
@@ -507,7 +508,9 @@ async fn count_endpoint_outcome(
          disabled_at = CASE WHEN ? > 0 AND consecutive_failures + 1 >= ? AND disabled_at IS NULL \
            THEN ? ELSE disabled_at END, \
          disabled_reason = CASE WHEN ? > 0 AND consecutive_failures + 1 >= ? AND disabled_at IS NULL \
-           THEN ? ELSE disabled_reason END \
+           THEN ? ELSE disabled_reason END, \
+         updated_at = CASE WHEN ? > 0 AND consecutive_failures + 1 >= ? AND disabled_at IS NULL \
+           THEN ? ELSE updated_at END \
          WHERE id = ?",
     )
     .bind(threshold)
@@ -516,6 +519,9 @@ async fn count_endpoint_outcome(
     .bind(threshold)
     .bind(threshold)
     .bind(format!("disabled after {threshold} failed attempts in a row"))
+    .bind(threshold)
+    .bind(threshold)
+    .bind(record.now)
     .bind(endpoint)
     .execute(&mut *conn)
     .await
@@ -579,7 +585,10 @@ pub(crate) async fn redeliver(
 ) -> StoreResult<u64> {
     let mut tx = writer.begin().await.map_err(db_err)?;
     let mut count = 0;
-    for endpoint in endpoints {
+    let mut unique = endpoints.to_vec();
+    unique.sort();
+    unique.dedup();
+    for endpoint in &unique {
         let done = sqlx::query(
             "INSERT INTO webhook_deliveries (id, project_id, event_id, endpoint_id, status, \
              attempts, next_attempt_at, created_at, updated_at) \
