@@ -80,6 +80,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidInput(_) => (S::UNPROCESSABLE_ENTITY, "invalid_input"),
             ServiceError::UnknownIntegration(_) => (S::UNPROCESSABLE_ENTITY, "unknown_integration"),
             ServiceError::ConcurrentUpdate => (S::CONFLICT, "concurrent_update"),
+            // 402, not 401/403: those make the browser SDK sign the user out.
+            ServiceError::EntitlementRequired(_) => (S::PAYMENT_REQUIRED, "entitlement_required"),
+            ServiceError::InvalidPolicy(_) => (S::UNPROCESSABLE_ENTITY, "invalid_policy"),
             ServiceError::IntegrationNotFound(_) => (S::NOT_FOUND, "integration_not_found"),
             ServiceError::WorkflowNotFound(_) => (S::NOT_FOUND, "workflow_not_found"),
             ServiceError::ExecutionNotFound => (S::NOT_FOUND, "execution_not_found"),

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
+pub mod policy;
 pub mod sdk;
 pub mod task_history;
 pub mod wire;
@@ -106,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .merge(connect::public_router())
         .merge(connections::router())
         .merge(workflows::router())
+        .merge(policy::router())
         .merge(task_history::router())
         .merge(ops::router())
         // With the SDK's CORS, so that a browser calling a route that does not exist (yet:

@@ -64,7 +64,12 @@ pub async fn get_me(State(state): State<AppState>, auth: SdkUser) -> ApiResult<J
 /// integrations.
 async fn me(state: &AppState, project: ProjectId, user: &ConnectedUser) -> ApiResult<SdkMe> {
     let integrations = &state.services.integrations;
-    let configured = integrations.list(project).await?;
+    let access = state.services.policy.access(user).await?;
+    let mut configured = integrations.list(project).await?;
+    if !access.denied_integrations.is_empty() {
+        std::sync::Arc::make_mut(&mut configured)
+            .retain(|c| access.allows_integration(c.integration.key.as_str()));
+    }
     let credentials = integrations
         .user_credentials(project, &user.user_id, &configured)
         .await?;
@@ -118,11 +123,14 @@ pub async fn list_integrations(
     State(state): State<AppState>,
     auth: SdkUser,
 ) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    let access = state.services.policy.access(&auth.user).await?;
     let configured = state.services.integrations.list(auth.project).await?;
-    let workflows = state.services.workflows.list(auth.project).await?;
+    let mut workflows = state.services.workflows.list(auth.project).await?;
+    workflows.retain(|w| access.allows_workflow(&w.workflow_id, &w.integration));
     Ok(Json(
         configured
             .iter()
+            .filter(|c| access.allows_integration(c.integration.key.as_str()))
             .map(|c| sdk_integration(c, &workflows))
             .collect(),
     ))

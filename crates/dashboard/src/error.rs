@@ -53,6 +53,7 @@ impl PageError {
                 | E::WorkflowNotEnabled(_)
                 | E::IntegrationInactive(_)
                 | E::CredentialInvalid(_) => StatusCode::CONFLICT,
+                E::EntitlementRequired(_) => StatusCode::PAYMENT_REQUIRED,
                 E::Internal(_) | E::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 E::Upstream(_) | E::Connect(_) => StatusCode::BAD_GATEWAY,
                 _ => StatusCode::BAD_REQUEST,

@@ -623,7 +623,7 @@ fn classify(answer: HttpResponse) -> Result<Value, EffectError> {
 }
 
 /// `text` with every secret replaced by `[redacted]`.
-fn scrub(text: &str, secrets: &[String]) -> String {
+pub fn scrub(text: &str, secrets: &[String]) -> String {
     secrets
         .iter()
         .filter(|secret| !secret.is_empty())
@@ -633,7 +633,7 @@ fn scrub(text: &str, secrets: &[String]) -> String {
 }
 
 /// Every string of `value` scrubbed.
-fn scrub_value(value: Value, secrets: &[String]) -> Value {
+pub fn scrub_value(value: Value, secrets: &[String]) -> Value {
     if secrets.is_empty() {
         return value;
     }

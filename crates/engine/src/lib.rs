@@ -11,5 +11,5 @@ pub mod transform;
 pub use definition::{Action, DefinitionError, Step, Trigger, WorkflowDefinition};
 pub use interpreter::{
     EffectError, Effects, ExecutionInput, HttpRequest, HttpResponse, Interpreter, Journal,
-    JournalError, RunOutcome, StepRecord,
+    JournalError, RunOutcome, StepRecord, scrub, scrub_value,
 };

@@ -59,6 +59,10 @@ pub enum ServiceError {
     Connect(#[from] crate::connect::ConnectError),
     #[error(transparent)]
     Upstream(#[from] crate::connect::UpstreamError),
+    #[error("the user's plan does not include `{0}`")]
+    EntitlementRequired(String),
+    #[error("invalid policy: {0}")]
+    InvalidPolicy(String),
     #[error("the user kept changing concurrently; try again")]
     ConcurrentUpdate,
     #[error("internal error: {0}")]

@@ -3,10 +3,12 @@
 //! `Arc<dyn Store>`. Nothing here knows about HTTP.
 
 pub mod connect;
+pub mod entitlements;
 pub mod error;
 pub mod integrations;
 pub mod keys;
 pub mod last_seen;
+pub mod policy;
 pub mod projects;
 pub mod rotation;
 pub mod tokens;
@@ -101,6 +103,10 @@ pub struct Services {
     pub worker: Arc<workflows::worker::Worker>,
     /// Each project's environment variables for workflow templates.
     pub env: Arc<workflows::env::ProjectEnv>,
+    /// Each project's entitlement rules and secret metadata keys.
+    pub policy: Arc<policy::PolicyService>,
+    /// Policy changes and their dry runs.
+    pub entitlements: Arc<entitlements::EntitlementsService>,
 }
 
 impl Services {
@@ -135,22 +141,42 @@ impl Services {
             vault.clone(),
             settings.signing_key_cache_ttl,
         ));
+        let policy = Arc::new(policy::PolicyService::new(
+            store.clone(),
+            vault.clone(),
+            settings.signing_key_cache_ttl,
+        ));
         let worker = Arc::new(workflows::worker::Worker::new(
             store.clone(),
             connect.clone(),
-            env.clone(),
+            (env.clone(), policy.clone()),
             settings.worker.clone(),
         ));
         let workflows = Arc::new(workflows::WorkflowsService::new(
             store.clone(),
-            integrations.clone(),
-            connect.clone(),
+            (integrations.clone(), connect.clone(), policy.clone()),
             worker.clone(),
             settings.signing_key_cache_ttl,
         ));
         let hooks: Arc<dyn connect::ConnectHooks> = workflows.clone();
         connect.set_hooks(Arc::downgrade(&hooks));
+        let users = Arc::new(UsersService::new(
+            store.clone(),
+            tokens.clone(),
+            last_seen.clone(),
+            policy.clone(),
+            &settings,
+        ));
+        let access_hooks: Arc<dyn users::AccessHooks> = workflows.clone();
+        users.set_hooks(Arc::downgrade(&access_hooks));
         Self {
+            entitlements: Arc::new(entitlements::EntitlementsService::new(
+                store.clone(),
+                users.clone(),
+                policy.clone(),
+            )),
+            users,
+            policy,
             integrations,
             connect,
             vault,
@@ -158,12 +184,6 @@ impl Services {
             worker,
             env,
             projects: Arc::new(ProjectsService::new(store.clone(), tokens.clone())),
-            users: Arc::new(UsersService::new(
-                store.clone(),
-                tokens.clone(),
-                last_seen.clone(),
-                &settings,
-            )),
             store,
             tokens,
             last_seen,

@@ -4,11 +4,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use plugboard_core::metadata::MAX_INDEXED_VALUE_CHARS;
 use plugboard_core::{
-    ConnectedUser, CredentialStatus, ErasedCounts, IntegrationKey, Metadata, MetadataLimits,
-    ProjectId, UserCount, UserFilter, UserId, now_millis,
+    AccessChange, ConnectedUser, CredentialStatus, ErasedCounts, IntegrationKey, LossPolicy,
+    Metadata, MetadataLimits, OutboxEvent, ProjectId, UserCount, UserFilter, UserId, now_millis,
 };
 use plugboard_store::{MetadataWrite, Store, StoreError};
 use serde_json::Value;
+use serde_json::json;
 
 use moka::ops::compute::Op;
 use moka::sync::Cache;
@@ -16,6 +17,7 @@ use moka::sync::Cache;
 use crate::ServiceSettings;
 use crate::error::{ServiceError, ServiceResult};
 use crate::last_seen::LastSeenTracker;
+use crate::policy::{PolicyService, split_secrets};
 use crate::projects::not_found_as;
 use crate::tokens::TokenVerifier;
 
@@ -49,11 +51,33 @@ pub struct UserList {
 
 type UserKey = (ProjectId, UserId);
 
+/// What must follow when a user's entitlements change (stopping or disconnecting what
+/// was lost); the workflows service provides it.
+#[async_trait::async_trait]
+pub trait AccessHooks: Send + Sync {
+    async fn access_changed(
+        &self,
+        user: &ConnectedUser,
+        change: &AccessChange,
+        on_loss: LossPolicy,
+    ) -> ServiceResult<()>;
+}
+
+/// The `data` of `entitlement.changed`.
+pub fn entitlement_payload(user: &UserId, change: &AccessChange, on_loss: LossPolicy) -> Value {
+    let mut data = serde_json::to_value(change).unwrap_or_default();
+    data["userId"] = json!(user.as_str());
+    data["onLoss"] = serde_json::to_value(on_loss).unwrap_or_default();
+    data
+}
+
 pub struct UsersService {
     store: Arc<dyn Store>,
     tokens: Arc<TokenVerifier>,
     last_seen: Arc<LastSeenTracker>,
     limits: MetadataLimits,
+    policy: Arc<PolicyService>,
+    hooks: std::sync::OnceLock<std::sync::Weak<dyn AccessHooks>>,
     /// Users recently seen by SDK calls, so a busy user costs no database read per call.
     cache: Option<Cache<UserKey, Arc<ConnectedUser>>>,
 }
@@ -63,6 +87,7 @@ impl UsersService {
         store: Arc<dyn Store>,
         tokens: Arc<TokenVerifier>,
         last_seen: Arc<LastSeenTracker>,
+        policy: Arc<PolicyService>,
         settings: &ServiceSettings,
     ) -> Self {
         let cache = settings.user_cache_ttl.map(|ttl| {
@@ -76,8 +101,15 @@ impl UsersService {
             tokens,
             last_seen,
             limits: settings.metadata_limits,
+            policy,
+            hooks: std::sync::OnceLock::new(),
             cache,
         }
+    }
+
+    /// Connects the service that applies lost entitlements (set once, at startup).
+    pub fn set_hooks(&self, hooks: std::sync::Weak<dyn AccessHooks>) {
+        let _ = self.hooks.set(hooks);
     }
 
     pub fn limits(&self) -> &MetadataLimits {
@@ -102,7 +134,17 @@ impl UsersService {
             None => {
                 let user = match self.store.get_user(project, &key.1).await? {
                     Some(user) => user,
-                    None => self.store.ensure_user(project, &key.1, now, None).await?,
+                    None => {
+                        let created = OutboxEvent::new(
+                            project,
+                            "user.created",
+                            json!({ "userId": key.1.as_str(), "meta": {} }),
+                            now,
+                        );
+                        self.store
+                            .ensure_user(project, &key.1, now, Some(&created))
+                            .await?
+                    }
                 };
                 self.remember(&user)
             }
@@ -156,9 +198,22 @@ impl UsersService {
         meta: Value,
     ) -> ServiceResult<(ConnectedUser, bool)> {
         let meta = Metadata::from_value(meta, &self.limits)?;
+        let policy = self.policy.compiled(project).await?;
+        let mut secrets = serde_json::Map::new();
+        let (shown, has_secrets) = split_secrets(&policy, &meta, &mut secrets);
+        let sealed = has_secrets
+            .then(|| self.policy.seal_secrets(project, user, &secrets))
+            .transpose()?;
+        let now = now_millis();
+        let created = OutboxEvent::new(
+            project,
+            "user.created",
+            json!({ "userId": user.as_str(), "meta": shown.as_map() }),
+            now,
+        );
         match self
             .store
-            .create_user(project, user, &meta, None, now_millis(), &[])
+            .create_user(project, user, &shown, sealed.as_deref(), now, &[created])
             .await
         {
             Ok(created) => {
@@ -209,25 +264,49 @@ impl UsersService {
         user: &UserId,
         compute: impl Fn(&Metadata) -> ServiceResult<Metadata>,
     ) -> ServiceResult<ConnectedUser> {
+        let policy = self.policy.compiled(project).await?;
         for _ in 0..METADATA_WRITE_ATTEMPTS {
             let current = self
                 .store
                 .get_user(project, user)
                 .await?
                 .ok_or(ServiceError::UserNotFound)?;
-            let meta = compute(&current.meta)?;
+            let (meta, sealed) = self
+                .hide_secrets(&policy, &current, compute(&current.meta)?)
+                .await?;
+            let now = now_millis();
+            let before = policy.access(user, &current.meta);
+            let change = before.change_to(&policy.access(user, &meta));
+            let mut events = vec![OutboxEvent::new(
+                project,
+                "user.metadata_updated",
+                json!({ "userId": user.as_str(), "meta": meta.as_map() }),
+                now,
+            )];
+            if !change.is_empty() {
+                events.push(OutboxEvent::new(
+                    project,
+                    "entitlement.changed",
+                    entitlement_payload(user, &change, policy.on_loss()),
+                    now,
+                ));
+            }
             let write = MetadataWrite {
                 project_id: project,
                 user_id: user,
                 meta: &meta,
                 expected_version: current.version,
-                now: now_millis(),
-                secrets_sealed: None,
-                events: &[],
+                now,
+                secrets_sealed: sealed.as_deref(),
+                events: &events,
             };
             match self.store.write_metadata(write).await {
                 Ok(updated) => {
                     self.remember(&updated);
+                    if !change.is_empty() {
+                        self.apply_access_change(&updated, &change, policy.on_loss())
+                            .await?;
+                    }
                     return Ok(self.with_last_seen(updated));
                 }
                 Err(StoreError::Conflict(_)) => continue,
@@ -238,15 +317,60 @@ impl UsersService {
         Err(ServiceError::ConcurrentUpdate)
     }
 
+    /// The metadata to store (secret values replaced by their masks) and, when the
+    /// secret values changed, their new sealed form.
+    async fn hide_secrets(
+        &self,
+        policy: &plugboard_core::CompiledPolicy,
+        current: &ConnectedUser,
+        meta: Metadata,
+    ) -> ServiceResult<(Metadata, Option<String>)> {
+        if policy.policy.secret_metadata_keys.is_empty() {
+            return Ok((meta, None));
+        }
+        let mut secrets = self
+            .policy
+            .secrets(current.project_id, &current.user_id)
+            .await?;
+        let (shown, changed) = split_secrets(policy, &meta, &mut secrets);
+        let sealed = changed
+            .then(|| {
+                self.policy
+                    .seal_secrets(current.project_id, &current.user_id, &secrets)
+            })
+            .transpose()?;
+        Ok((shown, sealed))
+    }
+
+    /// Applies the project's policy to what the user just lost (and regained).
+    pub(crate) async fn apply_access_change(
+        &self,
+        user: &ConnectedUser,
+        change: &AccessChange,
+        on_loss: LossPolicy,
+    ) -> ServiceResult<()> {
+        match self.hooks.get().and_then(std::sync::Weak::upgrade) {
+            Some(hooks) => hooks.access_changed(user, change, on_loss).await,
+            None => Ok(()),
+        }
+    }
+
     pub async fn set_suspended(
         &self,
         project: ProjectId,
         user: &UserId,
         suspended: bool,
     ) -> ServiceResult<ConnectedUser> {
+        let now = now_millis();
+        let kind = if suspended {
+            "user.suspended"
+        } else {
+            "user.resumed"
+        };
+        let event = OutboxEvent::new(project, kind, json!({ "userId": user.as_str() }), now);
         let user = self
             .store
-            .set_suspended(project, user, suspended, now_millis(), &[])
+            .set_suspended(project, user, suspended, now, &[event])
             .await
             .map_err(not_found_as(ServiceError::UserNotFound))?;
         self.remember(&user);
@@ -254,7 +378,13 @@ impl UsersService {
     }
 
     pub async fn erase(&self, project: ProjectId, user: &UserId) -> ServiceResult<ErasedCounts> {
-        let erased = self.store.delete_user(project, user, &[]).await;
+        let event = OutboxEvent::new(
+            project,
+            "user.deleted",
+            json!({ "userId": user.as_str() }),
+            now_millis(),
+        );
+        let erased = self.store.delete_user(project, user, &[event]).await;
         self.forget(project, user);
         self.last_seen.forget(project, user);
         erased.map_err(not_found_as(ServiceError::UserNotFound))

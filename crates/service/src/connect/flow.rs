@@ -88,6 +88,8 @@ impl ConnectService {
         request: BeginConnect,
     ) -> ServiceResult<Url> {
         let configured = self.resolve(project, &request.integration).await?;
+        self.check_entitlement(project, user, &request.integration)
+            .await?;
         if request
             .client_session_id
             .as_ref()
@@ -373,6 +375,7 @@ impl ConnectService {
         return_url: Option<Url>,
     ) -> ServiceResult<(String, UnixMillis)> {
         let configured = self.resolve(project, integration).await?;
+        self.check_entitlement(project, user, integration).await?;
         if let Some(url) = &return_url
             && !matches!(url.scheme(), "https" | "http")
         {

@@ -200,7 +200,7 @@ impl ConnectService {
                             CredentialStatus::Invalid,
                             current.refresh_failure_count + 1,
                             now_millis(),
-                            &[],
+                            &[credential_invalid_event(configured, &current)],
                         )
                         .await?;
                     return Err(invalid(configured));
@@ -332,4 +332,21 @@ mod tests {
         );
         assert_eq!(backoff(1, Some(Duration::from_secs(60))), None);
     }
+}
+
+/// `credential.invalid`: the user must connect the integration again.
+fn credential_invalid_event(
+    configured: &ConfiguredIntegration,
+    credential: &Credential,
+) -> plugboard_core::OutboxEvent {
+    plugboard_core::OutboxEvent::new(
+        credential.project_id,
+        "credential.invalid",
+        serde_json::json!({
+            "userId": credential.user_id.as_str(),
+            "integration": configured.integration.key.as_str(),
+            "credentialId": credential.id,
+        }),
+        now_millis(),
+    )
 }

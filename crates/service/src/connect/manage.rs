@@ -8,11 +8,11 @@ use plugboard_connect::credentials::CredentialSecrets;
 use plugboard_connect::oauth::OAuthApp;
 use plugboard_core::{
     Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations, Execution,
-    ProjectId, UserId, now_millis,
+    OutboxEvent, ProjectId, UserId, now_millis,
 };
 use plugboard_store::{CredentialSecretsWrite, StoreError};
 use reqwest::header::AUTHORIZATION;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::flow::{account_id_without_request, client_credentials_scopes, identity_values};
@@ -131,7 +131,7 @@ impl ConnectService {
             updated_at: now,
         };
         self.store
-            .insert_credential(&credential, &configuration, &plan.executions, &[])
+            .insert_credential(&credential, &configuration, &plan.executions, &plan.events)
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => ServiceError::UserNotFound,
@@ -377,8 +377,15 @@ impl ConnectService {
         configuration_id: Option<Uuid>,
         update: SettingsUpdate,
     ) -> ServiceResult<CredentialWithConfigurations> {
-        self.update_settings_starting(project, user, credential_id, configuration_id, update, &[])
-            .await
+        self.update_settings_starting(
+            project,
+            user,
+            credential_id,
+            configuration_id,
+            update,
+            (&[], &[]),
+        )
+        .await
     }
 
     /// [`Self::update_settings`], enqueueing `executions` in the same transaction.
@@ -389,7 +396,7 @@ impl ConnectService {
         credential_id: Uuid,
         configuration_id: Option<Uuid>,
         update: SettingsUpdate,
-        executions: &[Execution],
+        (executions, events): (&[Execution], &[OutboxEvent]),
     ) -> ServiceResult<CredentialWithConfigurations> {
         let current = self.credential(project, user, credential_id).await?;
         let configuration = configuration_id
@@ -405,7 +412,7 @@ impl ConnectService {
                 update.shared_settings,
                 now_millis(),
                 executions,
-                &[],
+                events,
             )
             .await?;
         self.credential(project, user, credential_id).await
@@ -434,9 +441,19 @@ impl ConnectService {
         }
         for target in &targets {
             self.revoke(&configured, &target.credential).await;
+            let event = OutboxEvent::new(
+                project,
+                "integration.disabled",
+                json!({
+                    "userId": user.as_str(),
+                    "integration": configured.integration.key.as_str(),
+                    "credentialId": target.credential.id,
+                }),
+                now_millis(),
+            );
             match self
                 .store
-                .delete_credential(project, user, target.credential.id, &[])
+                .delete_credential(project, user, target.credential.id, &[event])
                 .await
             {
                 Ok(_) | Err(StoreError::NotFound) => {}

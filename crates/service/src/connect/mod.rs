@@ -146,6 +146,8 @@ pub(crate) fn inputs_of(provider_data: &Map<String, Value>) -> BTreeMap<String, 
 pub struct ConnectPlan {
     pub workflow_settings: Map<String, Value>,
     pub executions: Vec<Execution>,
+    /// Written to the outbox with the credential.
+    pub events: Vec<plugboard_core::OutboxEvent>,
 }
 
 #[async_trait::async_trait]
@@ -158,6 +160,13 @@ pub trait ConnectHooks: Send + Sync {
     ) -> ServiceResult<ConnectPlan>;
     /// Called once executions of a plan are stored.
     fn enqueued(&self);
+    /// Fails with `EntitlementRequired` when the user may not connect `integration`.
+    async fn check_entitlement(
+        &self,
+        project: ProjectId,
+        user: &plugboard_core::UserId,
+        integration: &str,
+    ) -> ServiceResult<()>;
 }
 
 pub struct ConnectService {
@@ -201,6 +210,20 @@ impl ConnectService {
 
     fn hooks(&self) -> Option<Arc<dyn ConnectHooks>> {
         self.hooks.get().and_then(std::sync::Weak::upgrade)
+    }
+
+    /// Refuses early (before any round trip to the provider) a connection the user's
+    /// plan does not include; storing the credential checks again.
+    async fn check_entitlement(
+        &self,
+        project: ProjectId,
+        user: &plugboard_core::UserId,
+        integration: &str,
+    ) -> ServiceResult<()> {
+        match self.hooks() {
+            Some(hooks) => hooks.check_entitlement(project, user, integration).await,
+            None => Ok(()),
+        }
     }
 
     fn seal_secrets(

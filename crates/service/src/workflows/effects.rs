@@ -28,6 +28,9 @@ pub struct StoreJournal {
     store: Arc<dyn Store>,
     execution: Uuid,
     known: Mutex<HashMap<String, StepRecord>>,
+    /// Scrubbed from what is saved (the run itself keeps the real values; a run resumed
+    /// from the journal sees them redacted).
+    secrets: Vec<String>,
 }
 
 impl StoreJournal {
@@ -36,6 +39,7 @@ impl StoreJournal {
         store: Arc<dyn Store>,
         execution: Uuid,
         first_claim: bool,
+        secrets: Vec<String>,
     ) -> Result<Self, ServiceError> {
         let mut known = HashMap::new();
         let records = if first_claim {
@@ -52,6 +56,7 @@ impl StoreJournal {
             store,
             execution,
             known: Mutex::new(known),
+            secrets,
         })
     }
 }
@@ -69,6 +74,7 @@ impl Journal for StoreJournal {
 
     async fn save(&self, step_key: &str, record: &StepRecord) -> Result<(), JournalError> {
         let value = serde_json::to_value(record).map_err(|e| JournalError(e.to_string()))?;
+        let value = plugboard_engine::scrub_value(value, &self.secrets);
         self.store
             .save_step(self.execution, step_key, &value, now_millis())
             .await

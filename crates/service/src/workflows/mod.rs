@@ -9,8 +9,9 @@ pub mod worker;
 use std::sync::Arc;
 
 use plugboard_core::{
-    CredentialStatus, CredentialWithConfigurations, Execution, ExecutionFilter, ExecutionStatus,
-    IntegrationUsage, ProjectId, UserId, WorkflowVersion, now_millis,
+    Access, AccessChange, ConnectedUser, CredentialStatus, CredentialWithConfigurations, Execution,
+    ExecutionFilter, ExecutionStatus, IntegrationUsage, LossPolicy, OutboxEvent, ProjectId, UserId,
+    WorkflowVersion, now_millis,
 };
 use plugboard_engine::{Trigger, WorkflowDefinition};
 use plugboard_store::Store;
@@ -20,6 +21,7 @@ use uuid::Uuid;
 use crate::connect::ConnectService;
 use crate::error::{ServiceError, ServiceResult};
 use crate::integrations::IntegrationsService;
+use crate::policy::PolicyService;
 
 /// Largest workflow file accepted.
 pub const MAX_DEFINITION_BYTES: usize = 256 * 1024;
@@ -32,6 +34,7 @@ pub struct WorkflowsService {
     store: Arc<dyn Store>,
     integrations: Arc<IntegrationsService>,
     connect: Arc<ConnectService>,
+    policy: Arc<PolicyService>,
     worker: Arc<worker::Worker>,
     /// Every event looks up the project's workflows; deploys are rare. A deploy on this
     /// node shows at once, one on another node within the cache's lifetime.
@@ -123,8 +126,11 @@ fn trigger_document(kind: &str, fields: Value) -> Value {
 impl WorkflowsService {
     pub fn new(
         store: Arc<dyn Store>,
-        integrations: Arc<IntegrationsService>,
-        connect: Arc<ConnectService>,
+        (integrations, connect, policy): (
+            Arc<IntegrationsService>,
+            Arc<ConnectService>,
+            Arc<PolicyService>,
+        ),
         worker: Arc<worker::Worker>,
         cache_ttl: std::time::Duration,
     ) -> Self {
@@ -132,6 +138,7 @@ impl WorkflowsService {
             store,
             integrations,
             connect,
+            policy,
             worker,
             by_project: moka::sync::Cache::builder()
                 .max_capacity(10_000)
@@ -237,6 +244,14 @@ impl WorkflowsService {
         selected: Option<Uuid>,
     ) -> ServiceResult<CredentialWithConfigurations> {
         let workflow = self.workflow(project, workflow_id).await?;
+        if enabled
+            && !self
+                .access_of(project, user)
+                .await?
+                .allows_workflow(workflow_id, &workflow.integration)
+        {
+            return Err(ServiceError::EntitlementRequired(workflow_id.to_owned()));
+        }
         let credential = self
             .credential_for(project, user, &workflow.integration, selected)
             .await?;
@@ -278,6 +293,22 @@ impl WorkflowsService {
             workflow_settings: Some(settings),
             shared_settings: None,
         };
+        let kind = if enabled {
+            "workflow.enabled"
+        } else {
+            "workflow.disabled"
+        };
+        let event = OutboxEvent::new(
+            project,
+            kind,
+            json!({
+                "userId": user.as_str(),
+                "workflowId": workflow_id,
+                "integration": workflow.integration,
+                "credentialId": credential.credential.id,
+            }),
+            now_millis(),
+        );
         let updated = self
             .connect
             .update_settings_starting(
@@ -286,7 +317,7 @@ impl WorkflowsService {
                 credential.credential.id,
                 None,
                 update,
-                &starts,
+                (&starts, &[event]),
             )
             .await?;
         if !starts.is_empty() {
@@ -341,9 +372,13 @@ impl WorkflowsService {
             return Ok(Vec::new());
         }
         let credentials = self.store.list_credentials(project, user).await?;
+        let access = self.access_of(project, user).await?;
         let trigger = trigger_document("event", json!({ "name": name, "payload": payload }));
         let mut executions = Vec::new();
         for workflow in subscribed {
+            if !access.allows_workflow(&workflow.workflow_id, &workflow.integration) {
+                continue;
+            }
             if let Some(execution) = self
                 .execution_for(project, user, workflow, &credentials, &trigger)
                 .await?
@@ -374,6 +409,13 @@ impl WorkflowsService {
                 "`{workflow_id}` is not started by requests"
             )));
         };
+        if !self
+            .access_of(project, user)
+            .await?
+            .allows_workflow(workflow_id, &workflow.integration)
+        {
+            return Err(ServiceError::EntitlementRequired(workflow_id.to_owned()));
+        }
         let credentials = self.store.list_credentials(project, user).await?;
         let trigger = trigger_document("request", request);
         let execution = self
@@ -600,10 +642,28 @@ impl crate::connect::ConnectHooks for WorkflowsService {
         credential: &plugboard_core::Credential,
         integration: &str,
     ) -> ServiceResult<crate::connect::ConnectPlan> {
+        let access = self
+            .access_of(credential.project_id, &credential.user_id)
+            .await?;
+        if !access.allows_integration(integration) {
+            return Err(ServiceError::EntitlementRequired(integration.to_owned()));
+        }
         let mut plan = crate::connect::ConnectPlan::default();
+        plan.events.push(OutboxEvent::new(
+            credential.project_id,
+            "integration.enabled",
+            json!({
+                "userId": credential.user_id.as_str(),
+                "integration": integration,
+                "credentialId": credential.id,
+            }),
+            now_millis(),
+        ));
         let current = self.current(credential.project_id).await?;
         for workflow in current.iter().filter(|w| {
-            w.integration == integration && w.definition["enabled_by_default"] == Value::Bool(true)
+            w.integration == integration
+                && w.definition["enabled_by_default"] == Value::Bool(true)
+                && access.allows_workflow(&w.workflow_id, integration)
         }) {
             let settings = default_settings(workflow);
             plan.workflow_settings.insert(
@@ -626,5 +686,83 @@ impl crate::connect::ConnectHooks for WorkflowsService {
 
     fn enqueued(&self) {
         self.worker.wake();
+    }
+
+    async fn check_entitlement(
+        &self,
+        project: ProjectId,
+        user: &UserId,
+        integration: &str,
+    ) -> ServiceResult<()> {
+        // A user's first call may be this one: no row means no metadata, judged as such.
+        let access = match self.access_of(project, user).await {
+            Err(ServiceError::UserNotFound) => {
+                let compiled = self.policy.compiled(project).await?;
+                compiled.access(user, &plugboard_core::Metadata::default())
+            }
+            other => other?,
+        };
+        if access.allows_integration(integration) {
+            Ok(())
+        } else {
+            Err(ServiceError::EntitlementRequired(integration.to_owned()))
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::users::AccessHooks for WorkflowsService {
+    /// Stops what the user lost: its pending runs are cancelled (paused workflows keep
+    /// their settings, and nothing runs or shows until the entitlement returns); under
+    /// the `disconnect` policy, lost integrations are disconnected.
+    async fn access_changed(
+        &self,
+        user: &ConnectedUser,
+        change: &AccessChange,
+        on_loss: LossPolicy,
+    ) -> ServiceResult<()> {
+        let project = user.project_id;
+        let current = self.current(project).await?;
+        let stopped: Vec<String> = current
+            .iter()
+            .filter(|w| {
+                change.lost_workflows.contains(&w.workflow_id)
+                    || change.lost_integrations.contains(&w.integration)
+            })
+            .map(|w| w.workflow_id.clone())
+            .collect();
+        if !stopped.is_empty() {
+            self.store
+                .cancel_executions(project, &user.user_id, &stopped, now_millis())
+                .await?;
+        }
+        if on_loss == LossPolicy::Disconnect {
+            for integration in &change.lost_integrations {
+                match self
+                    .disconnect(project, &user.user_id, integration, None)
+                    .await
+                {
+                    Ok(_) | Err(ServiceError::IntegrationNotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl WorkflowsService {
+    /// What the user may not use under the project's rules.
+    pub async fn access_of(&self, project: ProjectId, user: &UserId) -> ServiceResult<Access> {
+        let compiled = self.policy.compiled(project).await?;
+        if compiled.is_empty() {
+            return Ok(Access::default());
+        }
+        let user = self
+            .store
+            .get_user(project, user)
+            .await?
+            .ok_or(ServiceError::UserNotFound)?;
+        Ok(compiled.access(&user.user_id, &user.meta))
     }
 }

@@ -15,9 +15,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::effects::{StoreJournal, WorkerEffects};
-use super::env::{ProjectEnv, secrets_of};
+use super::env::{MIN_SCRUBBED_CHARS, ProjectEnv, secrets_of};
 use crate::connect::ConnectService;
 use crate::error::{ServiceError, ServiceResult};
+use crate::policy::PolicyService;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -55,6 +56,7 @@ pub struct Worker {
     store: Arc<dyn Store>,
     connect: Arc<ConnectService>,
     env: Arc<ProjectEnv>,
+    policy: Arc<PolicyService>,
     settings: WorkerSettings,
     holder: String,
     http: reqwest::Client,
@@ -68,7 +70,7 @@ impl Worker {
     pub fn new(
         store: Arc<dyn Store>,
         connect: Arc<ConnectService>,
-        env: Arc<ProjectEnv>,
+        (env, policy): (Arc<ProjectEnv>, Arc<PolicyService>),
         settings: WorkerSettings,
     ) -> Self {
         let http = reqwest::Client::builder()
@@ -81,6 +83,7 @@ impl Worker {
             store,
             connect,
             env,
+            policy,
             holder: format!("worker-{}", uuid::Uuid::new_v4().simple()),
             http,
             interpreters: Cache::new(1_000),
@@ -151,7 +154,8 @@ impl Worker {
     async fn execute(&self, execution: Execution) {
         let heartbeat = self.heartbeat(&execution);
         let update = match self.run_one(&execution).await {
-            Ok(outcome) => update_for(outcome),
+            Ok(Run::Ran(outcome, secrets)) => update_for(&execution, outcome, &secrets),
+            Ok(Run::NotEntitled) => not_entitled(&execution),
             Err(e) => {
                 tracing::warn!(execution = %execution.id, error = %e, "run interrupted; will retry");
                 ExecutionUpdate {
@@ -199,27 +203,49 @@ impl Worker {
         })
     }
 
-    async fn run_one(&self, execution: &Execution) -> ServiceResult<RunOutcome> {
+    async fn run_one(&self, execution: &Execution) -> ServiceResult<Run> {
         let project = execution.project_id;
         let Some(user) = self.store.get_user(project, &execution.user_id).await? else {
-            return Ok(stopped("the user no longer exists"));
+            return Ok(Run::Ran(stopped("the user no longer exists"), Vec::new()));
         };
         if user.suspended {
-            return Ok(stopped("user_suspended: the user is suspended"));
+            return Ok(Run::Ran(
+                stopped("user_suspended: the user is suspended"),
+                Vec::new(),
+            ));
+        }
+        let policy = self.policy.compiled(project).await?;
+        if !policy
+            .access(&user.user_id, &user.meta)
+            .allows_workflow(&execution.workflow_id, &execution.integration)
+        {
+            return Ok(Run::NotEntitled);
         }
         let interpreter = self.interpreter(execution).await?;
         let variables = self.env.variables(project).await?;
+        let (meta, meta_secrets) = self.policy.revealed_meta(&user).await?;
+        let mut secrets = secrets_of(&variables);
+        secrets.extend(
+            meta_secrets
+                .into_iter()
+                .filter(|s| s.chars().count() >= MIN_SCRUBBED_CHARS),
+        );
         let input = ExecutionInput {
             execution_id: execution.id.to_string(),
-            user: json!({ "id": user.user_id.as_str(), "meta": user.meta.as_map() }),
+            user: json!({ "id": user.user_id.as_str(), "meta": meta }),
             trigger: execution.trigger.clone(),
             settings: execution.settings.clone(),
             env: Value::Object((*variables).clone()),
-            secrets: secrets_of(&variables),
+            secrets: secrets.clone(),
         };
         // A claim counts in `runs`: 1 means no worker ran it before.
-        let journal =
-            StoreJournal::open(self.store.clone(), execution.id, execution.runs == 1).await?;
+        let journal = StoreJournal::open(
+            self.store.clone(),
+            execution.id,
+            execution.runs == 1,
+            secrets.clone(),
+        )
+        .await?;
         let effects = WorkerEffects {
             http: self.http.clone(),
             connect: self.connect.clone(),
@@ -229,10 +255,11 @@ impl Worker {
             credential: execution.credential_id,
             allow_private: self.settings.allow_private_addresses,
         };
-        interpreter
+        let outcome = interpreter
             .run(&input, &journal, &effects)
             .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        Ok(Run::Ran(outcome, secrets))
     }
 
     async fn interpreter(&self, execution: &Execution) -> ServiceResult<Arc<Interpreter>> {
@@ -257,6 +284,31 @@ impl Worker {
     }
 }
 
+/// How a claimed execution went: run (with the secret values to scrub from what is
+/// recorded), or not run because the user may no longer use the workflow.
+enum Run {
+    Ran(RunOutcome, Vec<String>),
+    NotEntitled,
+}
+
+/// A run the user's entitlements no longer allow is cancelled, not failed: the workflow
+/// is paused, not broken.
+fn not_entitled(execution: &Execution) -> ExecutionUpdate {
+    let now = now_millis();
+    ExecutionUpdate {
+        status: ExecutionStatus::Cancelled,
+        next_run_at: now,
+        output: None,
+        error: Some(format!(
+            "entitlement_required: the user's plan does not include `{}`",
+            execution.workflow_id
+        )),
+        response: None,
+        finished_at: Some(now),
+        events: Vec::new(),
+    }
+}
+
 /// An execution that must not run (its user is gone or suspended).
 fn stopped(reason: &str) -> RunOutcome {
     RunOutcome::Failed {
@@ -265,31 +317,53 @@ fn stopped(reason: &str) -> RunOutcome {
     }
 }
 
-fn update_for(outcome: RunOutcome) -> ExecutionUpdate {
+/// How the run is recorded, with secret values scrubbed; a failure also goes to the
+/// outbox as `execution.failed`.
+fn update_for(execution: &Execution, outcome: RunOutcome, secrets: &[String]) -> ExecutionUpdate {
+    use plugboard_engine::{scrub, scrub_value};
     let now = now_millis();
     match outcome {
         RunOutcome::Completed { output, response } => ExecutionUpdate {
             status: ExecutionStatus::Succeeded,
             next_run_at: now,
-            output: Some(output),
+            output: Some(scrub_value(output, secrets)),
             error: None,
-            response: response.map(|(status, body)| json!({ "status": status, "body": body })),
+            response: response.map(
+                |(status, body)| json!({ "status": status, "body": scrub_value(body, secrets) }),
+            ),
             finished_at: Some(now),
             events: Vec::new(),
         },
-        RunOutcome::Failed { step, error } => ExecutionUpdate {
-            status: ExecutionStatus::Failed,
-            next_run_at: now,
-            output: None,
-            error: Some(if step.is_empty() {
-                error
-            } else {
-                format!("step `{step}`: {error}")
-            }),
-            response: None,
-            finished_at: Some(now),
-            events: Vec::new(),
-        },
+        RunOutcome::Failed { step, error } => {
+            let error = scrub(
+                &if step.is_empty() {
+                    error
+                } else {
+                    format!("step `{step}`: {error}")
+                },
+                secrets,
+            );
+            let failed = plugboard_core::OutboxEvent::new(
+                execution.project_id,
+                "execution.failed",
+                json!({
+                    "userId": execution.user_id.as_str(),
+                    "workflowId": execution.workflow_id,
+                    "executionId": execution.id,
+                    "error": error,
+                }),
+                now,
+            );
+            ExecutionUpdate {
+                status: ExecutionStatus::Failed,
+                next_run_at: now,
+                output: None,
+                error: Some(error),
+                response: None,
+                finished_at: Some(now),
+                events: vec![failed],
+            }
+        }
         RunOutcome::Suspended { resume_at } => ExecutionUpdate {
             status: ExecutionStatus::Delayed,
             next_run_at: resume_at,
