@@ -47,7 +47,7 @@ fn set_cookie(answer: &Answer, name: &str) -> String {
 }
 
 /// A browser-like client of the dashboard: no redirects followed, cookies sent by hand.
-struct Dash<'a> {
+pub(crate) struct Dash<'a> {
     app: &'a TestApp,
     client: reqwest::Client,
     session: Option<String>,
@@ -55,7 +55,7 @@ struct Dash<'a> {
 }
 
 impl<'a> Dash<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub(crate) fn new(app: &'a TestApp) -> Self {
         Self {
             app,
             client: no_redirects(),
@@ -82,7 +82,7 @@ impl<'a> Dash<'a> {
         answer
     }
 
-    async fn login(&mut self, key: &str) {
+    pub(crate) async fn login(&mut self, key: &str) {
         let answer = self.try_login(key).await;
         answer.assert_status(303);
         // Any page of the session carries its CSRF token in the layout's logout form.
@@ -102,7 +102,7 @@ impl<'a> Dash<'a> {
         }
     }
 
-    async fn get(&self, path: &str) -> Answer {
+    pub(crate) async fn get(&self, path: &str) -> Answer {
         let mut got = answer(self.with_session(self.client.get(self.app.url(path)))).await;
         got.text = unescape(&got.text);
         got

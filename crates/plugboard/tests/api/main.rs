@@ -9,6 +9,7 @@ mod common;
 mod concurrency;
 mod connect;
 mod dashboard;
+mod entitlements;
 mod integrations;
 mod interop;
 mod isolation;

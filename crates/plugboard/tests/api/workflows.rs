@@ -15,13 +15,13 @@ use crate::common::*;
 /// The SaaS's own API: records every request, answers 200 (or 503 while `failures`
 /// lasts).
 #[derive(Clone, Default)]
-struct SaasApi {
-    seen: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
+pub(crate) struct SaasApi {
+    pub(crate) seen: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
     failures: Arc<Mutex<u32>>,
 }
 
 impl SaasApi {
-    async fn start() -> (Self, String) {
+    pub(crate) async fn start() -> (Self, String) {
         let api = SaasApi::default();
         let state = api.clone();
         let router = axum::Router::new().route(
