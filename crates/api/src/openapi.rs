@@ -17,7 +17,7 @@ use crate::{connections, management, ops, sdk, workflows};
         workflows::deploy, workflows::list_workflows, workflows::admin_enable,
         workflows::admin_disable, workflows::admin_event, workflows::list_executions,
         workflows::get_execution, workflows::replay_execution, workflows::get_env, workflows::put_env,
-        crate::policy::get_policy, crate::policy::put_policy, crate::policy::dry_run,
+        crate::policy::get_policy, crate::policy::put_policy, crate::policy::dry_run, crate::policy::user_entitlements,
         management::create_project, management::get_project,
         management::list_users, management::get_user, management::put_user, management::patch_user,
         management::replace_meta, management::suspend_user, management::resume_user, management::delete_user,

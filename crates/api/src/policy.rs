@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{JsonBody, ProjectAdmin};
+use crate::extract::{JsonBody, ProjectAdmin, UserIdPath};
 
 pub fn router() -> Router<AppState> {
     let project = "/api/v1/projects/{projectId}";
@@ -20,6 +20,48 @@ pub fn router() -> Router<AppState> {
             get(get_policy).put(put_policy),
         )
         .route(&format!("{project}/policy/dry-run"), post(dry_run))
+        .route(
+            &format!("{project}/users/{{userId}}/entitlements"),
+            get(user_entitlements),
+        )
+}
+
+/// What the project's rules deny one user now.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserEntitlementsView {
+    pub user_id: String,
+    /// Integrations the user may not connect or use (their workflows are paused).
+    pub denied_integrations: Vec<String>,
+    /// Workflows the user may not run, by their own rule.
+    pub denied_workflows: Vec<String>,
+    /// Rules that could not be evaluated for this user (they deny), with why.
+    pub rule_errors: Vec<String>,
+}
+
+/// What the project's entitlement rules deny this user, from its current metadata.
+#[utoipa::path(
+    get, path = "/api/v1/projects/{projectId}/users/{userId}/entitlements", tag = "policy",
+    params(("projectId" = String, Path), ("userId" = String, Path)),
+    responses(
+        (status = 200, body = UserEntitlementsView),
+        (status = 404, description = "`user_not_found`", body = ErrorBody),
+    ),
+    security(("secretKey" = []))
+)]
+pub async fn user_entitlements(
+    State(state): State<AppState>,
+    auth: ProjectAdmin,
+    UserIdPath(user): UserIdPath,
+) -> ApiResult<Json<UserEntitlementsView>> {
+    let user = state.services.users.get(auth.project, &user).await?;
+    let access = state.services.policy.access(&user).await?;
+    Ok(Json(UserEntitlementsView {
+        user_id: user.user_id.to_string(),
+        denied_integrations: access.denied_integrations.into_iter().collect(),
+        denied_workflows: access.denied_workflows.into_iter().collect(),
+        rule_errors: access.errors,
+    }))
 }
 
 /// A policy change's effect: `{usersEvaluated, usersChanged, usersWithRuleErrors,

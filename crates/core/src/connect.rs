@@ -99,4 +99,20 @@ pub enum SealedColumn {
     IntegrationClientSecret,
     /// `project_env.sealed`.
     ProjectEnv,
+    /// `users.secrets_sealed`. Users have no UUID: each row's id is its `seq` as a UUID
+    /// ([`SealedRow::user_seq_id`]) and its `key` the user id.
+    UserSecrets,
+}
+
+impl SealedRow {
+    /// The id a user row is listed under: its `seq` in the low 64 bits, so ids order as
+    /// `seq` does.
+    pub fn user_seq_id(seq: i64) -> Uuid {
+        Uuid::from_u64_pair(0, seq as u64)
+    }
+
+    /// The `seq` of [`SealedRow::user_seq_id`].
+    pub fn user_seq(id: Uuid) -> i64 {
+        id.as_u64_pair().1 as i64
+    }
 }

@@ -238,6 +238,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "credentials": report.credentials,
                 "clientSecrets": report.client_secrets,
                 "projectEnv": report.project_env,
+                "userSecrets": report.user_secrets,
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())

@@ -590,6 +590,27 @@ async fn keys_rotate_reseals_every_secret() {
     let (base, mut node) = serve_with(&old_key, "old.log");
     wait_until_healthy(&base, &mut node).await;
     connect_through(&base, &pid, &secret, &token, &provider).await;
+    let client = http_client();
+    call(
+        client
+            .put(format!("{base}/api/v1/projects/{pid}/policy"))
+            .bearer_auth(&secret)
+            .json(&json!({"secretMetadataKeys": ["apiKey"]})),
+    )
+    .await
+    .assert_status(200);
+    let set_meta = |base: &str, meta: Value| {
+        client
+            .patch(format!("{base}/api/v1/projects/{pid}/users/u1"))
+            .bearer_auth(&secret)
+            .json(&json!({ "meta": meta }))
+    };
+    call(set_meta(
+        &base,
+        json!({"apiKey": "sk_rotate_me_0123456789"}),
+    ))
+    .await
+    .assert_status(200);
     assert!(node.terminate(Duration::from_secs(10)).await.success());
 
     let rotate = || {
@@ -604,6 +625,7 @@ async fn keys_rotate_reseals_every_secret() {
     let first = rotate();
     assert_eq!(first["credentials"]["resealed"], 1, "{first}");
     assert_eq!(first["clientSecrets"]["resealed"], 1, "{first}");
+    assert_eq!(first["userSecrets"]["resealed"], 1, "{first}");
     let again = rotate();
     assert_eq!(
         again["credentials"],
@@ -623,6 +645,10 @@ async fn keys_rotate_reseals_every_secret() {
     .await;
     proxied.assert_status(200);
     assert_eq!(provider.sandbox.stats().refresh_grants, 1);
+    // Changing metadata opens the user's sealed secrets (to keep them): the new key can.
+    let kept = call(set_meta(&base, json!({"plan": "pro"}))).await;
+    kept.assert_status(200);
+    assert_eq!(kept.body["meta"]["apiKey"], "••••6789", "{}", kept.text);
     assert!(node.terminate(Duration::from_secs(10)).await.success());
 }
 
@@ -1127,4 +1153,128 @@ async fn two_worker_processes_never_run_the_same_step_at_once() {
         api.stderr().matches("execution ran").count() == 0,
         "the api node runs none"
     );
+}
+
+/// A secret metadata value used by a workflow whose upstream fails (echoing the key back)
+/// reaches neither the log of a `plugboard serve` at debug level nor the execution record.
+#[tokio::test]
+async fn a_secret_metadata_value_never_reaches_the_log() {
+    const SECRET: &str = "sk_log_probe_Z9Y8X7W6V5";
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|headers: axum::http::HeaderMap| async move {
+            let auth = headers["authorization"].to_str().unwrap().to_owned();
+            (
+                axum::http::StatusCode::BAD_REQUEST,
+                format!("{{\"refused\": \"{auth}\"}}"),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = Backend::Sqlite.fresh_store(dir.path()).await.0;
+    let (pid, secret, key_path) = create_project_with_cli(dir.path(), &database_url, "logs");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut serve = plugboard(dir.path(), &["serve"]);
+    serve
+        .env("PLUGBOARD_DATABASE_URL", &database_url)
+        .env("PLUGBOARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PLUGBOARD_PUBLIC_URL", &base)
+        .env("PLUGBOARD_MASTER_KEY", master_key())
+        .env("PLUGBOARD_ALLOW_LOOPBACK_PROVIDERS", "true")
+        .env("PLUGBOARD_WORKFLOWS__ALLOW_PRIVATE_ADDRESSES", "true")
+        .env("RUST_LOG", "debug");
+    let mut node = Running::spawn(serve, dir.path().join("serve.log"));
+    wait_until_healthy(&base, &mut node).await;
+    let provider = common::provider::FakeProvider::start().await;
+    let client = http_client();
+    call(
+        client
+            .put(format!("{base}/api/v1/projects/{pid}/policy"))
+            .bearer_auth(&secret)
+            .json(&json!({"secretMetadataKeys": ["apiKey"]})),
+    )
+    .await
+    .assert_status(200);
+    let token = run_ok(&mut plugboard(
+        dir.path(),
+        &[
+            "token",
+            "--project",
+            &pid,
+            "--user",
+            "u0",
+            "--key",
+            key_path.to_str().unwrap(),
+        ],
+    ))
+    .trim()
+    .to_owned();
+    connect_through(&base, &pid, &secret, &token, &provider).await;
+    call(
+        client
+            .patch(format!("{base}/projects/{pid}/sdk/me"))
+            .bearer_auth(&token)
+            .json(&json!({"meta": {"apiKey": SECRET}})),
+    )
+    .await
+    .assert_status(200);
+    let workflow = format!(
+        "id: leak\nname: Leak probe\nintegration: custom.crm\ntrigger: {{ type: event, event: go }}\nsteps:\n  - {{ id: call, type: http, method: POST, url: \"{hook}\", headers: {{ Authorization: \"Bearer {{{{ user.meta.apiKey }}}}\" }}, body: {{ key: \"{{{{ user.meta.apiKey }}}}\" }} }}\n"
+    );
+    call(
+        client
+            .put(format!("{base}/api/v1/projects/{pid}/workflows/leak"))
+            .bearer_auth(&secret)
+            .body(workflow),
+    )
+    .await
+    .assert_status(200);
+    call(
+        client
+            .post(format!(
+                "{base}/api/v1/projects/{pid}/users/u0/workflows/leak"
+            ))
+            .bearer_auth(&secret),
+    )
+    .await
+    .assert_status(200);
+    let sent = call(
+        client
+            .post(format!("{base}/api/v1/projects/{pid}/events"))
+            .bearer_auth(&secret)
+            .json(&json!({"userId": "u0", "name": "go"})),
+    )
+    .await;
+    sent.assert_status(202);
+    let id = sent.body["executions"][0].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let record = loop {
+        let got = call(
+            client
+                .get(format!("{base}/api/v1/projects/{pid}/executions/{id}"))
+                .bearer_auth(&secret),
+        )
+        .await;
+        if got.body["status"] == "FAILED" {
+            break got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not failed: {}\n{}",
+            got.text,
+            node.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(record.text.contains("[redacted]"), "{}", record.text);
+    assert!(!record.text.contains(SECRET), "{}", record.text);
+    assert!(node.terminate(Duration::from_secs(10)).await.success());
+    let log = node.stderr();
+    assert!(log.lines().count() > 10, "a debug log was written:\n{log}");
+    assert!(!log.contains(SECRET), "the secret reached the log:\n{log}");
 }

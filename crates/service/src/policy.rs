@@ -31,7 +31,7 @@ pub fn mask(value: &Value) -> String {
     )
 }
 
-fn secrets_context(project: ProjectId, user: &UserId) -> Vec<u8> {
+pub(crate) fn secrets_context(project: ProjectId, user: &UserId) -> Vec<u8> {
     format!("plugboard:user-secrets:{project}:{}", user.as_str()).into_bytes()
 }
 

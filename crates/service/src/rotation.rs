@@ -1,5 +1,6 @@
 //! Master key rotation: re-seals every stored secret that is not sealed under the current
-//! master key (credentials, project integrations' client secrets, project environments).
+//! master key (credentials, project integrations' client secrets, project environments,
+//! users' secret metadata).
 
 use plugboard_connect::vault::Vault;
 use plugboard_core::{ProjectId, SealedColumn};
@@ -32,6 +33,7 @@ pub async fn reseal_all(store: &dyn Store, vault: &Vault) -> ServiceResult<Rotat
         credentials: reseal_column(store, vault, SealedColumn::CredentialSecrets).await?,
         client_secrets: reseal_column(store, vault, SealedColumn::IntegrationClientSecret).await?,
         project_env: reseal_column(store, vault, SealedColumn::ProjectEnv).await?,
+        user_secrets: reseal_column(store, vault, SealedColumn::UserSecrets).await?,
     })
 }
 
@@ -42,6 +44,7 @@ pub struct RotationReport {
     pub credentials: ResealReport,
     pub client_secrets: ResealReport,
     pub project_env: ResealReport,
+    pub user_secrets: ResealReport,
 }
 
 async fn reseal_column(
@@ -85,5 +88,9 @@ fn context_of(column: SealedColumn, project: ProjectId, id: Uuid, key: Option<&s
             secret_context_for(project, key.unwrap_or_default())
         }
         SealedColumn::ProjectEnv => crate::workflows::env::env_context(project),
+        SealedColumn::UserSecrets => match plugboard_core::UserId::parse(key.unwrap_or_default()) {
+            Ok(user) => crate::policy::secrets_context(project, &user),
+            Err(_) => Vec::new(),
+        },
     }
 }

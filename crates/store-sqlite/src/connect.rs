@@ -270,7 +270,11 @@ pub(crate) async fn list_sealed(
     after: Option<Uuid>,
     limit: u32,
 ) -> StoreResult<Vec<SealedRow>> {
+    if column == SealedColumn::UserSecrets {
+        return list_user_secrets(pool, after, limit).await;
+    }
     let sql = match column {
+        SealedColumn::UserSecrets => unreachable!("listed above"),
         SealedColumn::CredentialSecrets => {
             "SELECT id, project_id, NULL AS key, secrets_sealed AS sealed FROM credentials \
              WHERE id > ? ORDER BY id LIMIT ?"
@@ -304,6 +308,33 @@ pub(crate) async fn list_sealed(
         .collect()
 }
 
+async fn list_user_secrets(
+    pool: &SqlitePool,
+    after: Option<Uuid>,
+    limit: u32,
+) -> StoreResult<Vec<SealedRow>> {
+    let rows = sqlx::query(
+        "SELECT seq, project_id, user_id, secrets_sealed FROM users \
+         WHERE seq > ? AND secrets_sealed IS NOT NULL ORDER BY seq LIMIT ?",
+    )
+    .bind(after.map(SealedRow::user_seq).unwrap_or(0))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            let project: String = row.try_get("project_id").map_err(db_err)?;
+            Ok(SealedRow {
+                id: SealedRow::user_seq_id(row.try_get("seq").map_err(db_err)?),
+                project_id: ProjectId::parse(&project).map_err(corrupt)?,
+                key: row.try_get("user_id").map_err(db_err)?,
+                sealed: row.try_get("secrets_sealed").map_err(db_err)?,
+            })
+        })
+        .collect()
+}
+
 pub(crate) async fn replace_sealed(
     pool: &SqlitePool,
     column: SealedColumn,
@@ -311,7 +342,19 @@ pub(crate) async fn replace_sealed(
     expected: &str,
     replacement: &str,
 ) -> StoreResult<bool> {
+    if column == SealedColumn::UserSecrets {
+        let done =
+            sqlx::query("UPDATE users SET secrets_sealed = ? WHERE seq = ? AND secrets_sealed = ?")
+                .bind(replacement)
+                .bind(SealedRow::user_seq(id))
+                .bind(expected)
+                .execute(pool)
+                .await
+                .map_err(db_err)?;
+        return Ok(done.rows_affected() == 1);
+    }
     let sql = match column {
+        SealedColumn::UserSecrets => unreachable!("replaced above"),
         SealedColumn::CredentialSecrets => {
             "UPDATE credentials SET secrets_sealed = ? WHERE id = ? AND secrets_sealed = ?"
         }

@@ -207,6 +207,10 @@ backend_tests! {
             assert_eq!(events.len(), expected_events, "{path}");
             let last = events.last().unwrap();
             assert_eq!(last["lostIntegrations"], json!(["custom.salesforce"]), "{path}");
+            let state = app
+                .send(Method::GET, &format!("/api/v1/projects/{}/users/john/entitlements", p.id), Some(&p.secret_key), None)
+                .await;
+            assert_eq!(state.body["deniedIntegrations"], json!(["custom.salesforce"]), "{}", state.text);
             assert_eq!(last["userId"], "john");
             assert_eq!(last["onLoss"], "pause");
 

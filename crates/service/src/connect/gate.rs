@@ -316,6 +316,23 @@ fn backoff(attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
     Some(base.min(Duration::from_secs(3)) + jitter)
 }
 
+/// `credential.invalid`: the user must connect the integration again.
+fn credential_invalid_event(
+    configured: &ConfiguredIntegration,
+    credential: &Credential,
+) -> plugboard_core::OutboxEvent {
+    plugboard_core::OutboxEvent::new(
+        credential.project_id,
+        "credential.invalid",
+        serde_json::json!({
+            "userId": credential.user_id.as_str(),
+            "integration": configured.integration.key.as_str(),
+            "credentialId": credential.id,
+        }),
+        now_millis(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,21 +349,4 @@ mod tests {
         );
         assert_eq!(backoff(1, Some(Duration::from_secs(60))), None);
     }
-}
-
-/// `credential.invalid`: the user must connect the integration again.
-fn credential_invalid_event(
-    configured: &ConfiguredIntegration,
-    credential: &Credential,
-) -> plugboard_core::OutboxEvent {
-    plugboard_core::OutboxEvent::new(
-        credential.project_id,
-        "credential.invalid",
-        serde_json::json!({
-            "userId": credential.user_id.as_str(),
-            "integration": configured.integration.key.as_str(),
-            "credentialId": credential.id,
-        }),
-        now_millis(),
-    )
 }
