@@ -57,6 +57,8 @@ struct WorkflowRow {
     integration: String,
     connected: bool,
     enabled: bool,
+    /// The user's plan does not include it: it does not run, whatever `enabled` says.
+    paused: bool,
     action: String,
 }
 
@@ -105,6 +107,7 @@ pub async fn show(
     let (integrations, credentials, workflows, executions) =
         (integrations?, credentials?, workflows?, executions?);
     let href = user_href(&user_id);
+    let access = services.policy.access(&user).await?;
 
     let meta: Vec<MetaRow> = user
         .meta
@@ -173,6 +176,7 @@ pub async fn show(
                 integration: w.integration.clone(),
                 connected: credential.is_some(),
                 enabled,
+                paused: !access.allows_workflow(&w.workflow_id, &w.integration),
                 action: format!("{href}/workflows/{}", segment(&w.workflow_id)),
                 id: w.workflow_id.clone(),
             }

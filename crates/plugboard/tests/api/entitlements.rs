@@ -211,6 +211,12 @@ backend_tests! {
                 .send(Method::GET, &format!("/api/v1/projects/{}/users/john/entitlements", p.id), Some(&p.secret_key), None)
                 .await;
             assert_eq!(state.body["deniedIntegrations"], json!(["custom.salesforce"]), "{}", state.text);
+            if path == "sdk" {
+                let mut dash = Dash::new(&app);
+                dash.login(&p.secret_key).await;
+                let page = dash.get("/dashboard/users/john").await;
+                assert!(page.text.contains("Paused: not in the user"), "{}", page.text);
+            }
             assert_eq!(last["userId"], "john");
             assert_eq!(last["onLoss"], "pause");
 

@@ -103,6 +103,15 @@ impl WorkflowsService {
         );
         let mut executions = Vec::new();
         for (user, credentials) in by_user {
+            // Paused by the user's plan: no run (rather than a cancelled one per tick).
+            let allowed = match self.access_of(workflow.project_id, &user).await {
+                Ok(access) => access.allows_workflow(&workflow.workflow_id, &workflow.integration),
+                Err(ServiceError::UserNotFound) => false,
+                Err(e) => return Err(e),
+            };
+            if !allowed {
+                continue;
+            }
             if let Some(execution) = self
                 .execution_for(workflow.project_id, &user, workflow, &credentials, &trigger)
                 .await?
