@@ -31,6 +31,10 @@ struct Args {
         default_value = "postgres://postgres@127.0.0.1:5432/test"
     )]
     postgres_url: String,
+    /// Then measure again under a policy of this many integration rules and as many
+    /// workflow rules (0: skip).
+    #[arg(long, default_value_t = 0)]
+    rules: usize,
 }
 
 #[tokio::main]
@@ -107,6 +111,42 @@ async fn main() -> anyhow::Result<()> {
         ours.per_second() / bare_report.per_second()
     );
     anyhow::ensure!(ours.errors == 0, "{} requests failed", ours.errors);
+    if args.rules > 0 {
+        // The same user under a policy: every answer evaluates each rule (CEL) once.
+        let rule =
+            |i: usize| format!(r#"user.meta.plan in ["pro", "enterprise"] && size(user.id) > {i}"#);
+        let policy = serde_json::json!({
+            "entitlements": {
+                "integrations": (0..args.rules).map(|i| (format!("custom.app{i}"), serde_json::Value::String(rule(i % 5)))).collect::<serde_json::Map<_, _>>(),
+                "workflows": (0..args.rules).map(|i| (format!("wf-{i}"), serde_json::Value::String(rule(i % 5)))).collect::<serde_json::Map<_, _>>(),
+            },
+            "secretMetadataKeys": ["apiKey"],
+        });
+        server
+            .services
+            .entitlements
+            .replace(created.project.id, policy)
+            .await?;
+        let ruled = run_load(
+            server.addr,
+            &path,
+            &auth,
+            args.connections,
+            warmup,
+            duration,
+        )
+        .await?;
+        println!(
+            "GET /sdk/me, {} + {} rules:          {ruled}",
+            args.rules, args.rules
+        );
+        println!(
+            "ratio with rules ÷ without: {:.2}; ÷ bare: {:.2}",
+            ruled.per_second() / ours.per_second(),
+            ruled.per_second() / bare_report.per_second()
+        );
+        anyhow::ensure!(ruled.errors == 0, "{} requests failed", ruled.errors);
+    }
     server.stop().await?;
     Ok(())
 }
