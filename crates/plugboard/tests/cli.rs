@@ -31,6 +31,26 @@ fn plugboard(dir: &Path, args: &[&str]) -> Command {
 }
 
 /// Runs to completion; asserts success and returns stdout.
+/// `plugboard serve` (or `serve --role …`) on this database, port and master key, with
+/// loopback providers allowed (the fake provider listens on loopback).
+fn serve_command(
+    dir: &Path,
+    args: &[&str],
+    database_url: &str,
+    port: u16,
+    public_url: &str,
+    master_key: impl AsRef<std::ffi::OsStr>,
+) -> Command {
+    let mut serve = plugboard(dir, args);
+    serve
+        .env("PLUGBOARD_DATABASE_URL", database_url)
+        .env("PLUGBOARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PLUGBOARD_PUBLIC_URL", public_url)
+        .env("PLUGBOARD_MASTER_KEY", master_key)
+        .env("PLUGBOARD_ALLOW_LOOPBACK_PROVIDERS", "true");
+    serve
+}
+
 fn run_ok(command: &mut Command) -> String {
     let out = command.output().expect("running plugboard");
     assert!(
@@ -477,13 +497,14 @@ async fn one_refresh_for_100_concurrent_calls_across_two_processes() {
         .collect();
     let mut nodes = Vec::new();
     for (i, port) in ports.iter().enumerate() {
-        let mut serve = plugboard(dir.path(), &["serve"]);
-        serve
-            .env("PLUGBOARD_DATABASE_URL", &database_url)
-            .env("PLUGBOARD_LISTEN", format!("127.0.0.1:{port}"))
-            .env("PLUGBOARD_PUBLIC_URL", &bases[0])
-            .env("PLUGBOARD_MASTER_KEY", &key)
-            .env("PLUGBOARD_ALLOW_LOOPBACK_PROVIDERS", "true");
+        let serve = serve_command(
+            dir.path(),
+            &["serve"],
+            &database_url,
+            *port,
+            &bases[0],
+            &key,
+        );
         let mut node = Running::spawn(serve, dir.path().join(format!("node{i}.log")));
         wait_until_healthy(&bases[i], &mut node).await;
         nodes.push(node);
@@ -761,13 +782,8 @@ async fn a_killed_worker_loses_no_execution_and_repeats_no_side_effect() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let serve = || {
-        let mut serve = plugboard(dir.path(), &["serve"]);
+        let mut serve = serve_command(dir.path(), &["serve"], &database_url, port, &base, &key);
         serve
-            .env("PLUGBOARD_DATABASE_URL", &database_url)
-            .env("PLUGBOARD_LISTEN", format!("127.0.0.1:{port}"))
-            .env("PLUGBOARD_PUBLIC_URL", &base)
-            .env("PLUGBOARD_MASTER_KEY", &key)
-            .env("PLUGBOARD_ALLOW_LOOPBACK_PROVIDERS", "true")
             .env("PLUGBOARD_WORKFLOWS__ALLOW_PRIVATE_ADDRESSES", "true")
             .env("PLUGBOARD_WORKFLOWS__LEASE_SECS", "3");
         serve
@@ -1090,13 +1106,15 @@ async fn two_worker_processes_never_run_the_same_step_at_once() {
     let api_port = free_port();
     let base = format!("http://127.0.0.1:{api_port}");
     let node = |role: &str, port: u16| {
-        let mut serve = plugboard(dir.path(), &["serve", "--role", role]);
+        let mut serve = serve_command(
+            dir.path(),
+            &["serve", "--role", role],
+            &database_url,
+            port,
+            &base,
+            &key,
+        );
         serve
-            .env("PLUGBOARD_DATABASE_URL", &database_url)
-            .env("PLUGBOARD_LISTEN", format!("127.0.0.1:{port}"))
-            .env("PLUGBOARD_PUBLIC_URL", &base)
-            .env("PLUGBOARD_MASTER_KEY", &key)
-            .env("PLUGBOARD_ALLOW_LOOPBACK_PROVIDERS", "true")
             .env("PLUGBOARD_WORKFLOWS__ALLOW_PRIVATE_ADDRESSES", "true")
             .env("PLUGBOARD_WORKFLOWS__LEASE_SECS", "5")
             .env("RUST_LOG", "info,plugboard_service::workflows=debug");
@@ -1179,13 +1197,15 @@ async fn a_secret_metadata_value_never_reaches_the_log() {
     let (pid, secret, key_path) = create_project_with_cli(dir.path(), &database_url, "logs");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut serve = plugboard(dir.path(), &["serve"]);
+    let mut serve = serve_command(
+        dir.path(),
+        &["serve"],
+        &database_url,
+        port,
+        &base,
+        master_key(),
+    );
     serve
-        .env("PLUGBOARD_DATABASE_URL", &database_url)
-        .env("PLUGBOARD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("PLUGBOARD_PUBLIC_URL", &base)
-        .env("PLUGBOARD_MASTER_KEY", master_key())
-        .env("PLUGBOARD_ALLOW_LOOPBACK_PROVIDERS", "true")
         .env("PLUGBOARD_WORKFLOWS__ALLOW_PRIVATE_ADDRESSES", "true")
         .env("RUST_LOG", "debug");
     let mut node = Running::spawn(serve, dir.path().join("serve.log"));
