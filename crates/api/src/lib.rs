@@ -20,6 +20,7 @@ pub mod ops;
 pub mod pages;
 pub mod sdk;
 pub mod task_history;
+pub mod webhooks;
 pub mod wire;
 pub mod workflows;
 
@@ -107,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .merge(connections::router())
         .merge(workflows::router())
         .merge(task_history::router())
+        .merge(webhooks::router())
         .merge(ops::router())
         // With the SDK's CORS, so that a browser calling a route that does not exist (yet:
         // workflows, events) sees this JSON 404 and not an opaque CORS failure.

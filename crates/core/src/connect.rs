@@ -99,4 +99,8 @@ pub enum SealedColumn {
     IntegrationClientSecret,
     /// `project_env.sealed`.
     ProjectEnv,
+    /// `webhook_endpoints.secret_sealed` (rows are endpoints).
+    WebhookSecret,
+    /// `webhook_endpoints.previous_secret_sealed`, where a rotation left one.
+    WebhookPreviousSecret,
 }

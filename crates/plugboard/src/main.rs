@@ -238,6 +238,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "credentials": report.credentials,
                 "clientSecrets": report.client_secrets,
                 "projectEnv": report.project_env,
+                "webhookSecrets": report.webhook_secrets,
+                "previousWebhookSecrets": report.previous_webhook_secrets,
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())

@@ -1,5 +1,6 @@
 //! Master key rotation: re-seals every stored secret that is not sealed under the current
-//! master key (credentials, project integrations' client secrets, project environments).
+//! master key (credentials, project integrations' client secrets, project environments,
+//! webhook signing secrets).
 
 use plugboard_connect::vault::Vault;
 use plugboard_core::{ProjectId, SealedColumn};
@@ -32,6 +33,9 @@ pub async fn reseal_all(store: &dyn Store, vault: &Vault) -> ServiceResult<Rotat
         credentials: reseal_column(store, vault, SealedColumn::CredentialSecrets).await?,
         client_secrets: reseal_column(store, vault, SealedColumn::IntegrationClientSecret).await?,
         project_env: reseal_column(store, vault, SealedColumn::ProjectEnv).await?,
+        webhook_secrets: reseal_column(store, vault, SealedColumn::WebhookSecret).await?,
+        previous_webhook_secrets: reseal_column(store, vault, SealedColumn::WebhookPreviousSecret)
+            .await?,
     })
 }
 
@@ -42,6 +46,9 @@ pub struct RotationReport {
     pub credentials: ResealReport,
     pub client_secrets: ResealReport,
     pub project_env: ResealReport,
+    pub webhook_secrets: ResealReport,
+    /// Secrets a rotation keeps signing with for a while.
+    pub previous_webhook_secrets: ResealReport,
 }
 
 async fn reseal_column(
@@ -85,5 +92,8 @@ fn context_of(column: SealedColumn, project: ProjectId, id: Uuid, key: Option<&s
             secret_context_for(project, key.unwrap_or_default())
         }
         SealedColumn::ProjectEnv => crate::workflows::env::env_context(project),
+        SealedColumn::WebhookSecret | SealedColumn::WebhookPreviousSecret => {
+            crate::webhooks::secret_context(id)
+        }
     }
 }

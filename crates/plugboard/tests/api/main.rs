@@ -20,4 +20,5 @@ mod ops;
 mod search;
 mod tokens;
 mod users;
+mod webhooks;
 mod workflows;
