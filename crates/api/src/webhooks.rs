@@ -237,7 +237,11 @@ pub async fn get_endpoint(
     auth: ProjectAdmin,
     Path(path): Path<EndpointPath>,
 ) -> ApiResult<Json<EndpointView>> {
-    let endpoint = state.services.webhooks.get(auth.project, path.id()?).await?;
+    let endpoint = state
+        .services
+        .webhooks
+        .get(auth.project, path.id()?)
+        .await?;
     Ok(Json(endpoint.into()))
 }
 
@@ -421,7 +425,8 @@ fn delivery_view(d: WebhookDelivery, attempts: Vec<DeliveryAttempt>) -> Delivery
         endpoint_id: d.endpoint_id,
         status: d.status.as_str().to_owned(),
         attempt_count: d.attempts,
-        next_attempt_at: (d.status == DeliveryStatus::Pending).then(|| timestamp(d.next_attempt_at)),
+        next_attempt_at: (d.status == DeliveryStatus::Pending)
+            .then(|| timestamp(d.next_attempt_at)),
         last_status_code: d.last_status_code,
         last_error: d.last_error,
         date_created: timestamp(d.created_at),
@@ -536,10 +541,17 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiRe
         return Ok(T::default());
     }
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))
+        ApiError::bad_request(
+            "invalid_json",
+            format!("request body is not valid JSON: {e}"),
+        )
     })?;
     serde_json::from_value(value).map_err(|e| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string())
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            e.to_string(),
+        )
     })
 }
 

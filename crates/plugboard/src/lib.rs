@@ -177,7 +177,10 @@ impl Server {
         let _ = self.shutdown.send(true);
         let served = self.http.await.map_err(std::io::Error::other)?;
         let _ = self.flusher.await;
-        for task in [self.worker, self.dispatcher, self.scheduler].into_iter().flatten() {
+        for task in [self.worker, self.dispatcher, self.scheduler]
+            .into_iter()
+            .flatten()
+        {
             let _ = task.await;
         }
         served

@@ -4171,29 +4171,55 @@ pub async fn webhook_secrets_are_resealable(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(previous.len(), 1);
-    assert_eq!((previous[0].id, previous[0].sealed.as_str()), (rotated.id, "sealed-old"));
+    assert_eq!(
+        (previous[0].id, previous[0].sealed.as_str()),
+        (rotated.id, "sealed-old")
+    );
 
     assert!(
         store
-            .replace_sealed(SealedColumn::WebhookSecret, plain.id, "sealed-whsec", "re-1")
+            .replace_sealed(
+                SealedColumn::WebhookSecret,
+                plain.id,
+                "sealed-whsec",
+                "re-1"
+            )
             .await
             .unwrap()
     );
     assert!(
         !store
-            .replace_sealed(SealedColumn::WebhookSecret, plain.id, "sealed-whsec", "re-2")
+            .replace_sealed(
+                SealedColumn::WebhookSecret,
+                plain.id,
+                "sealed-whsec",
+                "re-2"
+            )
             .await
             .unwrap()
     );
     assert!(
         store
-            .replace_sealed(SealedColumn::WebhookPreviousSecret, rotated.id, "sealed-old", "re-3")
+            .replace_sealed(
+                SealedColumn::WebhookPreviousSecret,
+                rotated.id,
+                "sealed-old",
+                "re-3"
+            )
             .await
             .unwrap()
     );
-    let plain = store.get_webhook_endpoint(project, plain.id).await.unwrap().unwrap();
+    let plain = store
+        .get_webhook_endpoint(project, plain.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(plain.secret_sealed, "re-1");
-    let rotated = store.get_webhook_endpoint(project, rotated.id).await.unwrap().unwrap();
+    let rotated = store
+        .get_webhook_endpoint(project, rotated.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(rotated.secret_sealed, "sealed-whsec");
     assert_eq!(rotated.previous_secret_sealed.as_deref(), Some("re-3"));
 }

@@ -152,7 +152,13 @@ fn project_id(p: &Project) -> ProjectId {
     ProjectId::parse(&p.id).unwrap()
 }
 
-async fn call(app: &TestApp, p: &Project, method: Method, rest: &str, body: Option<Value>) -> Answer {
+async fn call(
+    app: &TestApp,
+    p: &Project,
+    method: Method,
+    rest: &str,
+    body: Option<Value>,
+) -> Answer {
     let path = format!("/api/v1/projects/{}/{rest}", p.id);
     app.send(method, &path, Some(&p.secret_key), body.as_ref())
         .await

@@ -195,8 +195,7 @@ impl Dispatcher {
                 duration_ms: i64::try_from(outcome.duration_ms).unwrap_or(i64::MAX),
                 status_code: outcome.status.map(i32::from),
                 error: outcome.error.clone(),
-                response_excerpt: Some(outcome.response_excerpt.clone())
-                    .filter(|e| !e.is_empty()),
+                response_excerpt: Some(outcome.response_excerpt.clone()).filter(|e| !e.is_empty()),
             },
             next,
             disable_after_failures: i32::try_from(self.settings.disable_after_failures)
@@ -207,7 +206,11 @@ impl Dispatcher {
             delivery = %delivery.id, endpoint = %endpoint.id, attempt,
             status = ?outcome.status, ?next, "webhook attempt"
         );
-        match self.store.record_delivery_attempt(&self.holder, &record).await {
+        match self
+            .store
+            .record_delivery_attempt(&self.holder, &record)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(delivery = %delivery.id, "webhook lease lost before the attempt was recorded");
@@ -255,13 +258,10 @@ impl Dispatcher {
         // Checked again: the URL was valid when saved, but the settings may have changed.
         let url = validate_endpoint_url(&endpoint.url, self.settings.allow_loopback)
             .map_err(|e| format!("endpoint URL refused: {e}"))?;
-        let secrets = self
-            .webhooks
-            .signing_secrets(endpoint, now)
-            .map_err(|e| {
-                tracing::error!(endpoint = %endpoint.id, error = %e, "cannot open a webhook secret");
-                "cannot open the endpoint's signing secret".to_owned()
-            })?;
+        let secrets = self.webhooks.signing_secrets(endpoint, now).map_err(|e| {
+            tracing::error!(endpoint = %endpoint.id, error = %e, "cannot open a webhook secret");
+            "cannot open the endpoint's signing secret".to_owned()
+        })?;
         let body = serde_json::to_vec(&event.body()).map_err(|e| e.to_string())?;
         let message = WebhookMessage::new(event.message_id(), unix_secs(), body);
         let secrets: Vec<_> = secrets.iter().collect();

@@ -358,7 +358,8 @@ impl WebhooksService {
     }
 
     fn open(&self, endpoint: Uuid, sealed: &str) -> ServiceResult<WebhookSecret> {
-        let internal = |e: String| ServiceError::Internal(format!("webhook secret of {endpoint}: {e}"));
+        let internal =
+            |e: String| ServiceError::Internal(format!("webhook secret of {endpoint}: {e}"));
         let opened = self
             .vault
             .open(sealed, &secret_context(endpoint))
