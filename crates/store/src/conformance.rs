@@ -4151,7 +4151,7 @@ pub async fn webhook_secrets_are_resealable(store: Arc<dyn Store>) {
         ..endpoint(project, "https://b.example/hook", T0)
     };
     store.insert_webhook_endpoint(&rotated).await.unwrap();
-    let mut ids = vec![plain.id, rotated.id];
+    let mut ids = [plain.id, rotated.id];
     ids.sort();
 
     let current = store

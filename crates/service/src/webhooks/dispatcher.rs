@@ -6,6 +6,7 @@
 //! restarted) to pick up.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -59,9 +60,8 @@ impl Dispatcher {
             let events = self.store.unfanned_events(FAN_OUT_BATCH).await?;
             let mut endpoints: HashMap<ProjectId, Vec<WebhookEndpoint>> = HashMap::new();
             for event in &events {
-                if !endpoints.contains_key(&event.project_id) {
-                    let list = self.store.list_webhook_endpoints(event.project_id).await?;
-                    endpoints.insert(event.project_id, list);
+                if let Entry::Vacant(vacant) = endpoints.entry(event.project_id) {
+                    vacant.insert(self.store.list_webhook_endpoints(event.project_id).await?);
                 }
                 let deliveries: Vec<WebhookDelivery> = endpoints[&event.project_id]
                     .iter()
