@@ -79,6 +79,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidFilter(_) => (S::BAD_REQUEST, "invalid_filter"),
             ServiceError::InvalidInput(_) => (S::UNPROCESSABLE_ENTITY, "invalid_input"),
             ServiceError::UnknownIntegration(_) => (S::UNPROCESSABLE_ENTITY, "unknown_integration"),
+            ServiceError::InvalidWebhookUrl(_) => (S::UNPROCESSABLE_ENTITY, "invalid_webhook_url"),
+            ServiceError::WebhookEndpointNotFound => (S::NOT_FOUND, "webhook_endpoint_not_found"),
+            ServiceError::EventNotFound => (S::NOT_FOUND, "event_not_found"),
+            ServiceError::TooManyEndpoints(_) => (S::CONFLICT, "too_many_endpoints"),
             ServiceError::ConcurrentUpdate => (S::CONFLICT, "concurrent_update"),
             // 402, not 401/403: those make the browser SDK sign the user out.
             ServiceError::EntitlementRequired(_) => (S::PAYMENT_REQUIRED, "entitlement_required"),

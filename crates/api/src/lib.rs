@@ -21,6 +21,7 @@ pub mod pages;
 pub mod policy;
 pub mod sdk;
 pub mod task_history;
+pub mod webhooks;
 pub mod wire;
 pub mod workflows;
 
@@ -109,6 +110,7 @@ pub fn router(state: AppState) -> Router {
         .merge(workflows::router())
         .merge(policy::router())
         .merge(task_history::router())
+        .merge(webhooks::router())
         .merge(ops::router())
         // With the SDK's CORS, so that a browser calling a route that does not exist (yet:
         // workflows, events) sees this JSON 404 and not an opaque CORS failure.

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::{connections, management, ops, sdk, workflows};
+use crate::{connections, management, ops, sdk, webhooks, workflows};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,9 @@ use crate::{connections, management, ops, sdk, workflows};
         workflows::admin_disable, workflows::admin_event, workflows::list_executions,
         workflows::get_execution, workflows::replay_execution, workflows::get_env, workflows::put_env,
         crate::policy::get_policy, crate::policy::put_policy, crate::policy::dry_run, crate::policy::user_entitlements,
+        webhooks::list_endpoints, webhooks::create_endpoint, webhooks::get_endpoint,
+        webhooks::update_endpoint, webhooks::delete_endpoint, webhooks::rotate_secret,
+        webhooks::list_events, webhooks::get_event, webhooks::redeliver,
         management::create_project, management::get_project,
         management::list_users, management::get_user, management::put_user, management::patch_user,
         management::replace_meta, management::suspend_user, management::resume_user, management::delete_user,
@@ -33,6 +36,7 @@ use crate::{connections, management, ops, sdk, workflows};
         (name = "projects", description = "Projects"),
         (name = "integrations", description = "Integrations a project turns on for its users"),
         (name = "keys", description = "Signing keys (verify user tokens) and secret keys (authenticate the backend)"),
+        (name = "webhooks", description = "Lifecycle webhooks (Standard Webhooks): endpoints, events, deliveries"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -99,6 +99,10 @@ pub enum SealedColumn {
     IntegrationClientSecret,
     /// `project_env.sealed`.
     ProjectEnv,
+    /// `webhook_endpoints.secret_sealed` (rows are endpoints).
+    WebhookSecret,
+    /// `webhook_endpoints.previous_secret_sealed`, where a rotation left one.
+    WebhookPreviousSecret,
     /// `users.secrets_sealed`. Users have no UUID: each row's id is its `seq` as a UUID
     /// ([`SealedRow::user_seq_id`]) and its `key` the user id.
     UserSecrets,

@@ -88,6 +88,41 @@ pub struct Config {
     pub workflows: WorkflowsConfig,
     /// The dashboard at `/dashboard`.
     pub dashboard: DashboardConfig,
+    /// Lifecycle webhooks to the SaaS app.
+    pub webhooks: WebhooksConfig,
+}
+
+/// Settings of lifecycle webhooks. They are sent by the nodes that run workflows
+/// (`workflows.worker`); events are purged by the scheduler role.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Lets endpoints be `http://` URLs on loopback. For tests and local development only.
+    pub allow_loopback: bool,
+    /// Time allowed for one delivery attempt, response included, in seconds.
+    pub timeout_secs: u64,
+    /// Attempts per delivery, the first one included.
+    pub max_attempts: u32,
+    /// The wait after the first failed attempt, in milliseconds; it doubles after each
+    /// further one (with jitter, at most an hour), or follows a longer `Retry-After`.
+    pub retry_base_ms: u64,
+    /// An endpoint is disabled after this many failed attempts in a row; 0 never.
+    pub disable_after_failures: u32,
+    /// Events and their delivery logs are deleted this many days after they happened.
+    pub retention_days: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            allow_loopback: false,
+            timeout_secs: 10,
+            max_attempts: 8,
+            retry_base_ms: 5_000,
+            disable_after_failures: 20,
+            retention_days: 14,
+        }
+    }
 }
 
 /// Settings of the dashboard.
@@ -189,6 +224,7 @@ impl Default for Config {
             sandbox: false,
             workflows: WorkflowsConfig::default(),
             dashboard: DashboardConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -229,6 +265,7 @@ const ENV_KEYS: &[&str] = &[
     "allow_loopback_providers",
     "sandbox",
     "workflows",
+    "webhooks",
 ];
 
 impl Config {
@@ -297,6 +334,19 @@ impl Config {
         }
         if self.dashboard.session_ttl_secs < 60 {
             return Err(invalid("dashboard.session_ttl_secs", "must be at least 60"));
+        }
+        let w = &self.webhooks;
+        if w.retention_days == 0 {
+            return Err(invalid("webhooks.retention_days", "must be at least 1"));
+        }
+        if !(1..=300).contains(&w.timeout_secs) {
+            return Err(invalid("webhooks.timeout_secs", "must be 1 to 300"));
+        }
+        if !(1..=50).contains(&w.max_attempts) {
+            return Err(invalid("webhooks.max_attempts", "must be 1 to 50"));
+        }
+        if w.retry_base_ms == 0 {
+            return Err(invalid("webhooks.retry_base_ms", "must be at least 1"));
         }
         if self.workflows.retention_days == 0 {
             return Err(invalid("workflows.retention_days", "must be at least 1"));

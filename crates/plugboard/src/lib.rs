@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use plugboard_api::{ApiSettings, AppState};
 use plugboard_service::connect::ConnectSettings;
+use plugboard_service::webhooks::WebhookSettings;
 use plugboard_service::workflows::worker::WorkerSettings;
 use plugboard_service::{ServiceSettings, Services};
 use plugboard_store::{Store, StoreError};
@@ -54,7 +55,28 @@ pub fn service_settings(config: &Config) -> ServiceSettings {
             allow_private_addresses: config.workflows.allow_private_addresses,
             ..WorkerSettings::default()
         },
+        webhooks: webhook_settings(config),
         ..ServiceSettings::default()
+    }
+}
+
+fn webhook_settings(config: &Config) -> WebhookSettings {
+    let w = &config.webhooks;
+    let defaults = WebhookSettings::default();
+    let timeout = Duration::from_secs(w.timeout_secs);
+    WebhookSettings {
+        allow_loopback: w.allow_loopback,
+        timeout,
+        retry: plugboard_webhooks::RetryPolicy {
+            max_attempts: w.max_attempts,
+            base: Duration::from_millis(w.retry_base_ms),
+            ..defaults.retry
+        },
+        disable_after_failures: w.disable_after_failures,
+        // Longer than any attempt, so no two nodes send the same delivery at once.
+        lease: defaults.lease.max(timeout * 2 + Duration::from_secs(10)),
+        retention: Duration::from_secs(w.retention_days * 24 * 3600),
+        ..defaults
     }
 }
 
@@ -79,6 +101,7 @@ pub struct Server {
     http: JoinHandle<std::io::Result<()>>,
     flusher: JoinHandle<()>,
     worker: Option<JoinHandle<()>>,
+    dispatcher: Option<JoinHandle<()>>,
     scheduler: Option<JoinHandle<()>>,
 }
 
@@ -117,10 +140,16 @@ impl Server {
             .workflows
             .worker
             .then(|| services.worker.clone().spawn(shutdown.subscribe()));
+        // Webhooks go out from the worker nodes.
+        let dispatcher = config
+            .workflows
+            .worker
+            .then(|| services.dispatcher.clone().spawn(shutdown.subscribe()));
         let scheduler = config.workflows.scheduler.then(|| {
             services.workflows.clone().spawn_scheduler(
                 Duration::from_secs(1),
                 Duration::from_secs(config.workflows.retention_days * 24 * 3600),
+                Duration::from_secs(config.webhooks.retention_days * 24 * 3600),
                 shutdown.subscribe(),
             )
         });
@@ -134,6 +163,7 @@ impl Server {
             http,
             flusher,
             worker,
+            dispatcher,
             scheduler,
         })
     }
@@ -147,7 +177,10 @@ impl Server {
         let _ = self.shutdown.send(true);
         let served = self.http.await.map_err(std::io::Error::other)?;
         let _ = self.flusher.await;
-        for task in [self.worker, self.scheduler].into_iter().flatten() {
+        for task in [self.worker, self.dispatcher, self.scheduler]
+            .into_iter()
+            .flatten()
+        {
             let _ = task.await;
         }
         served

@@ -239,6 +239,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "clientSecrets": report.client_secrets,
                 "projectEnv": report.project_env,
                 "userSecrets": report.user_secrets,
+                "webhookSecrets": report.webhook_secrets,
+                "previousWebhookSecrets": report.previous_webhook_secrets,
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())

@@ -63,6 +63,14 @@ pub enum ServiceError {
     EntitlementRequired(String),
     #[error("invalid policy: {0}")]
     InvalidPolicy(String),
+    #[error("invalid webhook URL: {0}")]
+    InvalidWebhookUrl(String),
+    #[error("no webhook endpoint with this id in this project")]
+    WebhookEndpointNotFound,
+    #[error("no event with this id in this project")]
+    EventNotFound,
+    #[error("a project has at most {0} webhook endpoints")]
+    TooManyEndpoints(usize),
     #[error("the user kept changing concurrently; try again")]
     ConcurrentUpdate,
     #[error("internal error: {0}")]

@@ -13,6 +13,7 @@ pub mod projects;
 pub mod rotation;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 pub mod workflows;
 
 use std::sync::Arc;
@@ -56,6 +57,7 @@ pub struct ServiceSettings {
     pub allow_loopback_providers: bool,
     pub connect: connect::ConnectSettings,
     pub worker: workflows::worker::WorkerSettings,
+    pub webhooks: webhooks::WebhookSettings,
 }
 
 impl std::fmt::Debug for ServiceSettings {
@@ -80,6 +82,7 @@ impl Default for ServiceSettings {
             previous_master_keys: Vec::new(),
             allow_loopback_providers: false,
             worker: workflows::worker::WorkerSettings::default(),
+            webhooks: webhooks::WebhookSettings::default(),
             connect: connect::ConnectSettings::new(
                 url::Url::parse("http://127.0.0.1:8080").expect("a valid URL"),
             ),
@@ -107,6 +110,10 @@ pub struct Services {
     pub policy: Arc<policy::PolicyService>,
     /// Policy changes and their dry runs.
     pub entitlements: Arc<entitlements::EntitlementsService>,
+    /// Webhook endpoints, the outbox's events and their deliveries.
+    pub webhooks: Arc<webhooks::WebhooksService>,
+    /// Sends the webhooks (started by the server on worker nodes).
+    pub dispatcher: Arc<webhooks::dispatcher::Dispatcher>,
 }
 
 impl Services {
@@ -158,6 +165,17 @@ impl Services {
             worker.clone(),
             settings.signing_key_cache_ttl,
         ));
+        let webhook_wake = Arc::new(tokio::sync::Notify::new());
+        let webhooks = Arc::new(webhooks::WebhooksService::new(
+            store.clone(),
+            vault.clone(),
+            settings.webhooks.clone(),
+            webhook_wake.clone(),
+        ));
+        let dispatcher = Arc::new(
+            webhooks::dispatcher::Dispatcher::new(store.clone(), webhooks.clone(), webhook_wake)
+                .expect("the webhook HTTP client builds"),
+        );
         let hooks: Arc<dyn connect::ConnectHooks> = workflows.clone();
         connect.set_hooks(Arc::downgrade(&hooks));
         let users = Arc::new(UsersService::new(
@@ -183,6 +201,8 @@ impl Services {
             workflows,
             worker,
             env,
+            webhooks,
+            dispatcher,
             projects: Arc::new(ProjectsService::new(store.clone(), tokens.clone())),
             store,
             tokens,

@@ -1,6 +1,6 @@
 //! Master key rotation: re-seals every stored secret that is not sealed under the current
 //! master key (credentials, project integrations' client secrets, project environments,
-//! users' secret metadata).
+//! users' secret metadata, webhook signing secrets).
 
 use plugboard_connect::vault::Vault;
 use plugboard_core::{ProjectId, SealedColumn};
@@ -34,6 +34,9 @@ pub async fn reseal_all(store: &dyn Store, vault: &Vault) -> ServiceResult<Rotat
         client_secrets: reseal_column(store, vault, SealedColumn::IntegrationClientSecret).await?,
         project_env: reseal_column(store, vault, SealedColumn::ProjectEnv).await?,
         user_secrets: reseal_column(store, vault, SealedColumn::UserSecrets).await?,
+        webhook_secrets: reseal_column(store, vault, SealedColumn::WebhookSecret).await?,
+        previous_webhook_secrets: reseal_column(store, vault, SealedColumn::WebhookPreviousSecret)
+            .await?,
     })
 }
 
@@ -45,6 +48,9 @@ pub struct RotationReport {
     pub client_secrets: ResealReport,
     pub project_env: ResealReport,
     pub user_secrets: ResealReport,
+    pub webhook_secrets: ResealReport,
+    /// Secrets a rotation keeps signing with for a while.
+    pub previous_webhook_secrets: ResealReport,
 }
 
 async fn reseal_column(
@@ -92,5 +98,8 @@ fn context_of(column: SealedColumn, project: ProjectId, id: Uuid, key: Option<&s
             Ok(user) => crate::policy::secrets_context(project, &user),
             Err(_) => Vec::new(),
         },
+        SealedColumn::WebhookSecret | SealedColumn::WebhookPreviousSecret => {
+            crate::webhooks::secret_context(id)
+        }
     }
 }

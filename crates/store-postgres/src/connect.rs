@@ -267,6 +267,15 @@ pub(crate) async fn list_sealed(
              FROM project_integrations WHERE ($1::uuid IS NULL OR id > $1) \
              AND oauth_client_secret_sealed IS NOT NULL ORDER BY id LIMIT $2"
         }
+        SealedColumn::WebhookSecret => {
+            "SELECT id, project_id, NULL::text AS key, secret_sealed AS sealed \
+             FROM webhook_endpoints WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"
+        }
+        SealedColumn::WebhookPreviousSecret => {
+            "SELECT id, project_id, NULL::text AS key, previous_secret_sealed AS sealed \
+             FROM webhook_endpoints WHERE ($1::uuid IS NULL OR id > $1) \
+             AND previous_secret_sealed IS NOT NULL ORDER BY id LIMIT $2"
+        }
     };
     let rows = sqlx::query(sql)
         .bind(after)
@@ -342,6 +351,13 @@ pub(crate) async fn replace_sealed(
         SealedColumn::IntegrationClientSecret => {
             "UPDATE project_integrations SET oauth_client_secret_sealed = $1 \
              WHERE id = $2 AND oauth_client_secret_sealed = $3"
+        }
+        SealedColumn::WebhookSecret => {
+            "UPDATE webhook_endpoints SET secret_sealed = $1 WHERE id = $2 AND secret_sealed = $3"
+        }
+        SealedColumn::WebhookPreviousSecret => {
+            "UPDATE webhook_endpoints SET previous_secret_sealed = $1 \
+             WHERE id = $2 AND previous_secret_sealed = $3"
         }
     };
     let done = sqlx::query(sql)

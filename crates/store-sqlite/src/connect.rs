@@ -288,6 +288,15 @@ pub(crate) async fn list_sealed(
              FROM project_integrations \
              WHERE id > ? AND oauth_client_secret_sealed IS NOT NULL ORDER BY id LIMIT ?"
         }
+        SealedColumn::WebhookSecret => {
+            "SELECT id, project_id, NULL AS key, secret_sealed AS sealed FROM webhook_endpoints \
+             WHERE id > ? ORDER BY id LIMIT ?"
+        }
+        SealedColumn::WebhookPreviousSecret => {
+            "SELECT id, project_id, NULL AS key, previous_secret_sealed AS sealed \
+             FROM webhook_endpoints \
+             WHERE id > ? AND previous_secret_sealed IS NOT NULL ORDER BY id LIMIT ?"
+        }
     };
     let rows = sqlx::query(sql)
         .bind(after.map(|a| a.to_string()).unwrap_or_default())
@@ -362,6 +371,13 @@ pub(crate) async fn replace_sealed(
         SealedColumn::IntegrationClientSecret => {
             "UPDATE project_integrations SET oauth_client_secret_sealed = ? \
              WHERE id = ? AND oauth_client_secret_sealed = ?"
+        }
+        SealedColumn::WebhookSecret => {
+            "UPDATE webhook_endpoints SET secret_sealed = ? WHERE id = ? AND secret_sealed = ?"
+        }
+        SealedColumn::WebhookPreviousSecret => {
+            "UPDATE webhook_endpoints SET previous_secret_sealed = ? \
+             WHERE id = ? AND previous_secret_sealed = ?"
         }
     };
     let done = sqlx::query(sql)

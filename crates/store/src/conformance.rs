@@ -85,6 +85,7 @@ macro_rules! conformance_tests {
             events_list_filters_and_pages,
             old_events_are_purged,
             webhook_endpoints_round_trip,
+            webhook_secrets_are_resealable,
             audit_entries_filter_and_page,
             events_endpoints_and_audit_are_isolated_by_project,
             concurrent_delivery_claims_never_share_a_delivery,
@@ -4137,6 +4138,90 @@ pub async fn old_events_are_purged(store: Arc<dyn Store>) {
     );
     assert_eq!(store.unfanned_events(10).await.unwrap(), vec![recent]);
     assert_eq!(store.purge_events(T0 + 1_000).await.unwrap(), 0);
+}
+
+/// Master-key rotation reaches endpoint secrets: the current one of every endpoint, and
+/// the previous one where a rotation left it.
+pub async fn webhook_secrets_are_resealable(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "p").await;
+    let plain = new_endpoint(&*store, project, "https://a.example/hook", T0).await;
+    let rotated = WebhookEndpoint {
+        previous_secret_sealed: Some("sealed-old".into()),
+        previous_secret_expires_at: Some(T0 + 1_000),
+        ..endpoint(project, "https://b.example/hook", T0)
+    };
+    store.insert_webhook_endpoint(&rotated).await.unwrap();
+    let mut ids = [plain.id, rotated.id];
+    ids.sort();
+
+    let current = store
+        .list_sealed(SealedColumn::WebhookSecret, None, 10)
+        .await
+        .unwrap();
+    let listed: Vec<_> = current.iter().map(|r| (r.id, r.project_id)).collect();
+    assert_eq!(listed, [(ids[0], project), (ids[1], project)]);
+    assert!(current.iter().all(|r| r.sealed == "sealed-whsec"));
+    let page = store
+        .list_sealed(SealedColumn::WebhookSecret, Some(ids[0]), 10)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    let previous = store
+        .list_sealed(SealedColumn::WebhookPreviousSecret, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(previous.len(), 1);
+    assert_eq!(
+        (previous[0].id, previous[0].sealed.as_str()),
+        (rotated.id, "sealed-old")
+    );
+
+    assert!(
+        store
+            .replace_sealed(
+                SealedColumn::WebhookSecret,
+                plain.id,
+                "sealed-whsec",
+                "re-1"
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .replace_sealed(
+                SealedColumn::WebhookSecret,
+                plain.id,
+                "sealed-whsec",
+                "re-2"
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .replace_sealed(
+                SealedColumn::WebhookPreviousSecret,
+                rotated.id,
+                "sealed-old",
+                "re-3"
+            )
+            .await
+            .unwrap()
+    );
+    let plain = store
+        .get_webhook_endpoint(project, plain.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(plain.secret_sealed, "re-1");
+    let rotated = store
+        .get_webhook_endpoint(project, rotated.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotated.secret_sealed, "sealed-whsec");
+    assert_eq!(rotated.previous_secret_sealed.as_deref(), Some("re-3"));
 }
 
 pub async fn webhook_endpoints_round_trip(store: Arc<dyn Store>) {

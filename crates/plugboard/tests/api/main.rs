@@ -21,4 +21,5 @@ mod ops;
 mod search;
 mod tokens;
 mod users;
+mod webhooks;
 mod workflows;

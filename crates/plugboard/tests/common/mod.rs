@@ -334,6 +334,24 @@ impl TestApp {
         Self::start(config, self.store.clone(), tempfile::tempdir().unwrap()).await
     }
 
+    /// Stops this server (its worker and webhook dispatcher with it, nothing kept in
+    /// memory) and starts a new one with `config` over the same database, as after a
+    /// restart. Sealed values survive only if `config` names the same master key.
+    pub async fn restart(self, mut config: Config) -> TestApp {
+        let TestApp {
+            server,
+            store,
+            admin_token,
+            database_url,
+            _dir,
+            ..
+        } = self;
+        server.stop().await.expect("stopping the server");
+        config.database_url = database_url;
+        config.admin_token = Some(Secret::new(admin_token));
+        Self::start(config, store, _dir).await
+    }
+
     async fn start(mut config: Config, store: Arc<dyn Store>, dir: TempDir) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         // OAuth callbacks and links must name this very server.

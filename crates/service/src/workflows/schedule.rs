@@ -132,12 +132,24 @@ impl WorkflowsService {
         Ok(purged)
     }
 
-    /// Runs schedules every `every`, and the task-history retention about hourly, until
-    /// `shutdown` turns true.
+    /// Deletes lifecycle events (with their webhook deliveries and attempts) created more
+    /// than `retention` ago.
+    pub async fn purge_events(&self, retention: Duration) -> ServiceResult<u64> {
+        let before = plugboard_core::now_millis() - retention.as_millis() as i64;
+        let purged = self.store.purge_events(before).await?;
+        if purged > 0 {
+            tracing::info!(purged, "old webhook events deleted");
+        }
+        Ok(purged)
+    }
+
+    /// Runs schedules every `every`, and the retention of the task history (`retention`)
+    /// and of webhook events (`event_retention`) about hourly, until `shutdown` turns true.
     pub fn spawn_scheduler(
         self: Arc<Self>,
         every: Duration,
         retention: Duration,
+        event_retention: Duration,
         mut shutdown: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
@@ -150,6 +162,9 @@ impl WorkflowsService {
                     last_purge = Some(std::time::Instant::now());
                     if let Err(e) = self.purge_history(retention).await {
                         tracing::error!(error = %e, "retention cleanup failed");
+                    }
+                    if let Err(e) = self.purge_events(event_retention).await {
+                        tracing::error!(error = %e, "webhook event retention cleanup failed");
                     }
                 }
                 tokio::select! {
