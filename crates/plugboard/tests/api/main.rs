@@ -14,6 +14,7 @@ mod integrations;
 mod interop;
 mod isolation;
 mod keys;
+mod lifecycle;
 mod limits;
 mod metadata;
 mod nodes;

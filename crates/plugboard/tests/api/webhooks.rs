@@ -40,7 +40,7 @@ fn python() -> PathBuf {
 
 /// A running `receiver.py` that accepts webhooks signed with any of its secrets; killed
 /// when dropped.
-struct Receiver {
+pub(crate) struct Receiver {
     _child: Child,
     port: u16,
     http: reqwest::Client,
@@ -48,7 +48,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    async fn start(port: u16, secrets: &[&str]) -> Self {
+    pub(crate) async fn start(port: u16, secrets: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut command = Command::new(python());
         command.arg(repo_root().join("tests/webhooks/receiver.py"));
@@ -90,14 +90,14 @@ impl Receiver {
         assert_eq!(response.status().as_u16(), 204);
     }
 
-    async fn log(&self) -> Vec<Value> {
+    pub(crate) async fn log(&self) -> Vec<Value> {
         let url = format!("http://127.0.0.1:{}/_log", self.port);
         let response = self.http.get(url).send().await.unwrap();
         response.json().await.unwrap()
     }
 
     /// Waits until it has logged `n` webhooks, and returns them.
-    async fn wait_for_log(&self, n: usize) -> Vec<Value> {
+    pub(crate) async fn wait_for_log(&self, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let log = self.log().await;
@@ -118,7 +118,7 @@ impl Receiver {
 /// receivers subscribe to it only, so nothing is sent to them.
 const QUIET: &str = "entitlement.changed";
 
-fn hook_url(port: u16) -> String {
+pub(crate) fn hook_url(port: u16) -> String {
     format!("http://127.0.0.1:{port}/hooks/plugboard")
 }
 
@@ -127,14 +127,14 @@ fn hook_url(port: u16) -> String {
 
 /// Short retries and timeouts, loopback endpoints, and a dispatcher running (it runs on
 /// the worker nodes).
-fn config_with(webhooks: WebhooksConfig) -> Config {
+pub(crate) fn config_with(webhooks: WebhooksConfig) -> Config {
     let mut config = common::test_config();
     config.workflows.worker = true;
     config.webhooks = webhooks;
     config
 }
 
-fn fast() -> WebhooksConfig {
+pub(crate) fn fast() -> WebhooksConfig {
     WebhooksConfig {
         allow_loopback: true,
         timeout_secs: 1,
@@ -165,7 +165,7 @@ async fn call(
 }
 
 /// Registers an endpoint; returns its id and secret.
-async fn create_endpoint(app: &TestApp, p: &Project, body: Value) -> (String, String) {
+pub(crate) async fn create_endpoint(app: &TestApp, p: &Project, body: Value) -> (String, String) {
     let created = call(app, p, Method::POST, "webhooks/endpoints", Some(body)).await;
     created.assert_status(201);
     let text = |k: &str| created.body[k].as_str().unwrap().to_owned();
