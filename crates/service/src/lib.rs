@@ -2,6 +2,7 @@
 //! They speak domain types, hold the caches, and reach storage only through
 //! `Arc<dyn Store>`. Nothing here knows about HTTP.
 
+pub mod audit;
 pub mod connect;
 pub mod error;
 pub mod integrations;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use plugboard_core::MetadataLimits;
 use plugboard_store::Store;
 
+pub use audit::AuditService;
 pub use error::ServiceError;
 pub use integrations::IntegrationsService;
 use plugboard_connect::Catalog;
@@ -101,6 +103,8 @@ pub struct Services {
     pub worker: Arc<workflows::worker::Worker>,
     /// Each project's environment variables for workflow templates.
     pub env: Arc<workflows::env::ProjectEnv>,
+    /// The audit log of management and dashboard actions.
+    pub audit: Arc<AuditService>,
 }
 
 impl Services {
@@ -151,6 +155,7 @@ impl Services {
         let hooks: Arc<dyn connect::ConnectHooks> = workflows.clone();
         connect.set_hooks(Arc::downgrade(&hooks));
         Self {
+            audit: Arc::new(AuditService::new(store.clone())),
             integrations,
             connect,
             vault,
