@@ -53,7 +53,10 @@ pub struct Recorder {
 }
 
 async fn record(State(recorder): State<Recorder>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str());
     let mutating = matches!(
         *request.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
@@ -105,7 +108,13 @@ async fn record(State(recorder): State<Recorder>, request: Request, next: Next) 
         after_digest: after,
         status: status.as_u16(),
     };
-    if let Err(error) = recorder.state.services.audit.record(auth.project, entry).await {
+    if let Err(error) = recorder
+        .state
+        .services
+        .audit
+        .record(auth.project, entry)
+        .await
+    {
         tracing::error!(%error, "could not write an audit entry");
     }
     response
@@ -128,7 +137,12 @@ impl Twin {
 }
 
 impl Recorder {
-    async fn twin(&self, path: &str, authorization: &Option<HeaderValue>, auth: &ProjectAdmin) -> Twin {
+    async fn twin(
+        &self,
+        path: &str,
+        authorization: &Option<HeaderValue>,
+        auth: &ProjectAdmin,
+    ) -> Twin {
         let Ok(mut request) = Request::get(path).body(Body::empty()) else {
             return Twin::State(None);
         };

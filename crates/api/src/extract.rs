@@ -127,7 +127,11 @@ impl FromRequestParts<AppState> for ProjectAdmin {
     ) -> Result<Self, Self::Rejection> {
         let project = project_id(parts).await?;
         // Already authenticated by the audit middleware (extensions are server-side only).
-        if let Some(done) = parts.extensions.get::<Self>().filter(|d| d.project == project) {
+        if let Some(done) = parts
+            .extensions
+            .get::<Self>()
+            .filter(|d| d.project == project)
+        {
             return Ok(done.clone());
         }
         let token = bearer(parts).ok_or(ServiceError::InvalidCredentials)?;

@@ -68,12 +68,7 @@ pub async fn recorded(
         after_digest: outcome.after,
         status: outcome.response.status().as_u16(),
     };
-    if let Err(error) = state
-        .services
-        .audit
-        .record(session.project.id, entry)
-        .await
-    {
+    if let Err(error) = state.services.audit.record(session.project.id, entry).await {
         tracing::error!(%error, "could not write an audit entry");
     }
     Ok(outcome.response)

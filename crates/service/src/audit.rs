@@ -205,7 +205,13 @@ mod tests {
     fn filters_parse_and_validate() {
         let f = parse_query(&AuditQuery::default()).unwrap();
         assert_eq!(f.limit, DEFAULT_LIMIT);
-        assert_eq!(f, AuditFilter { limit: 50, ..AuditFilter::default() });
+        assert_eq!(
+            f,
+            AuditFilter {
+                limit: 50,
+                ..AuditFilter::default()
+            }
+        );
 
         let f = parse_query(&query(|q| {
             q.since = Some("2026-01-01T00:00:00Z".into());

@@ -47,7 +47,7 @@ fn set_cookie(answer: &Answer, name: &str) -> String {
 }
 
 /// A browser-like client of the dashboard: no redirects followed, cookies sent by hand.
-struct Dash<'a> {
+pub(crate) struct Dash<'a> {
     app: &'a TestApp,
     client: reqwest::Client,
     session: Option<String>,
@@ -55,7 +55,7 @@ struct Dash<'a> {
 }
 
 impl<'a> Dash<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub(crate) fn new(app: &'a TestApp) -> Self {
         Self {
             app,
             client: no_redirects(),
@@ -82,7 +82,7 @@ impl<'a> Dash<'a> {
         answer
     }
 
-    async fn login(&mut self, key: &str) {
+    pub(crate) async fn login(&mut self, key: &str) {
         let answer = self.try_login(key).await;
         answer.assert_status(303);
         // Any page of the session carries its CSRF token in the layout's logout form.
@@ -116,7 +116,7 @@ impl<'a> Dash<'a> {
     }
 
     /// A form post with this session's CSRF token.
-    async fn act(&self, path: &str, form: &[(&str, &str)]) -> Answer {
+    pub(crate) async fn act(&self, path: &str, form: &[(&str, &str)]) -> Answer {
         let mut fields = vec![("csrf", self.csrf.as_str())];
         fields.extend_from_slice(form);
         self.post(path, &fields).await
