@@ -210,7 +210,7 @@ async fn create_users(
     let mut users = Vec::with_capacity(count);
     for i in 0..count {
         let user = UserId::parse(&format!("user-{i}"))?;
-        store.ensure_user(project, &user, now).await?;
+        store.ensure_user(project, &user, now, None).await?;
         let id = Uuid::new_v4();
         let credential = Credential {
             id,
@@ -242,7 +242,7 @@ async fn create_users(
             updated_at: now,
         };
         store
-            .insert_credential(&credential, &configuration, &[])
+            .insert_credential(&credential, &configuration, &[], &[])
             .await?;
         users.push(user);
     }
