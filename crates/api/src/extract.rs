@@ -112,6 +112,7 @@ pub enum Actor {
 }
 
 /// A caller allowed to manage `{projectId}`: one of its secret keys, or the admin token.
+#[derive(Debug, Clone)]
 pub struct ProjectAdmin {
     pub project: ProjectId,
     pub actor: Actor,
@@ -125,6 +126,14 @@ impl FromRequestParts<AppState> for ProjectAdmin {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let project = project_id(parts).await?;
+        // Already authenticated by the audit middleware (extensions are server-side only).
+        if let Some(done) = parts
+            .extensions
+            .get::<Self>()
+            .filter(|d| d.project == project)
+        {
+            return Ok(done.clone());
+        }
         let token = bearer(parts).ok_or(ServiceError::InvalidCredentials)?;
         if is_admin_token(state, token) {
             state.services.projects.get(project).await?;

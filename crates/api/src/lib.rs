@@ -9,6 +9,7 @@
 //! Handlers are thin: an extractor authenticates and parses, a service does the work, and
 //! [`error::ApiError`] is the one place errors become HTTP.
 
+pub mod audit;
 pub mod connect;
 pub mod connections;
 pub mod error;
@@ -100,7 +101,7 @@ pub fn router(state: AppState) -> Router {
             ..state.settings.dashboard.clone()
         },
     );
-    Router::new()
+    let routes = Router::new()
         // Server-rendered pages over the same services as the handlers below.
         .nest_service(plugboard_dashboard::BASE, dashboard)
         .merge(sdk::router())
@@ -112,9 +113,12 @@ pub fn router(state: AppState) -> Router {
         .merge(task_history::router())
         .merge(webhooks::router())
         .merge(ops::router())
+        .merge(audit::router())
         // With the SDK's CORS, so that a browser calling a route that does not exist (yet:
         // workflows, events) sees this JSON 404 and not an opaque CORS failure.
-        .fallback_service(axum::routing::any(ops::route_not_found).layer(sdk::cors()))
+        .fallback_service(axum::routing::any(ops::route_not_found).layer(sdk::cors()));
+    // Records the management API's mutations, with digests of GET twins through `routes`.
+    audit::layer(routes, &state)
         // Not `method_not_allowed_fallback`: it would replace the per-route fallbacks that
         // the SDK routes' CORS layer wraps, and browsers' preflight requests would fail.
         .layer(TimeoutLayer::with_status_code(

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::{connections, management, ops, sdk, webhooks, workflows};
+use crate::{audit, connections, management, ops, sdk, webhooks, workflows};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +27,7 @@ use crate::{connections, management, ops, sdk, webhooks, workflows};
         management::list_signing_keys, management::create_signing_key, management::revoke_signing_key,
         management::list_secret_keys, management::create_secret_key, management::revoke_secret_key,
         management::list_integrations, management::configure_integration,
+        audit::list,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&SecuritySchemes, &CommonErrors),
@@ -37,6 +38,7 @@ use crate::{connections, management, ops, sdk, webhooks, workflows};
         (name = "integrations", description = "Integrations a project turns on for its users"),
         (name = "keys", description = "Signing keys (verify user tokens) and secret keys (authenticate the backend)"),
         (name = "webhooks", description = "Lifecycle webhooks (Standard Webhooks): endpoints, events, deliveries"),
+        (name = "audit", description = "The audit log of management and dashboard actions"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

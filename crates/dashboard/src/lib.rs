@@ -7,6 +7,7 @@
 //! project secret key or the admin token ([`session`]); every form carries the session's
 //! CSRF token.
 
+mod audit;
 mod error;
 mod pages;
 pub mod session;

@@ -2,6 +2,7 @@
 //! They speak domain types, hold the caches, and reach storage only through
 //! `Arc<dyn Store>`. Nothing here knows about HTTP.
 
+pub mod audit;
 pub mod connect;
 pub mod entitlements;
 pub mod error;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use plugboard_core::MetadataLimits;
 use plugboard_store::Store;
 
+pub use audit::AuditService;
 pub use error::ServiceError;
 pub use integrations::IntegrationsService;
 use plugboard_connect::Catalog;
@@ -114,6 +116,8 @@ pub struct Services {
     pub webhooks: Arc<webhooks::WebhooksService>,
     /// Sends the webhooks (started by the server on worker nodes).
     pub dispatcher: Arc<webhooks::dispatcher::Dispatcher>,
+    /// The audit log of management and dashboard actions.
+    pub audit: Arc<AuditService>,
 }
 
 impl Services {
@@ -195,6 +199,7 @@ impl Services {
             )),
             users,
             policy,
+            audit: Arc::new(AuditService::new(store.clone())),
             integrations,
             connect,
             vault,

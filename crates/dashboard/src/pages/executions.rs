@@ -385,13 +385,18 @@ pub async fn replay(
     Form(form): Form<CsrfForm>,
 ) -> PageResult<Response> {
     session.check_csrf(&form.csrf)?;
-    let id = Uuid::try_parse(&raw).map_err(|_| ServiceError::ExecutionNotFound)?;
-    let replay = state
-        .services
-        .workflows
-        .replay(session.project.id, id)
-        .await?;
-    Ok(Redirect::to(&format!("{BASE}/executions/{}", replay.id)).into_response())
+    let target = format!("executions/{raw}/replay");
+    crate::audit::recorded(&state, &session, "replay execution", target, async {
+        let id = Uuid::try_parse(&raw).map_err(|_| ServiceError::ExecutionNotFound)?;
+        let replay = state
+            .services
+            .workflows
+            .replay(session.project.id, id)
+            .await?;
+        let page = Redirect::to(&format!("{BASE}/executions/{}", replay.id)).into_response();
+        Ok(crate::audit::Outcome::new(page).after(serde_json::json!({ "replay": replay.id })))
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -7,11 +7,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use plugboard_core::{CredentialStatus, ExecutionFilter, UserId};
 use plugboard_service::ServiceError;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::CsrfForm;
 use super::executions::ExecutionRow;
+use crate::audit::{Outcome, recorded};
 use crate::error::{PageError, PageResult};
 use crate::session::ProjectSession;
 use crate::templates::render;
@@ -237,13 +238,25 @@ async fn set_suspended(
     suspended: bool,
 ) -> PageResult<Response> {
     session.check_csrf(&form.csrf)?;
-    let user = parse_user(&raw)?;
-    state
-        .services
-        .users
-        .set_suspended(session.project.id, &user, suspended)
-        .await?;
-    Ok(back(&user, if suspended { "suspended" } else { "resumed" }))
+    let (action, verb) = match suspended {
+        true => ("suspend user", "suspend"),
+        false => ("resume user", "resume"),
+    };
+    let target = format!("users/{raw}/{verb}");
+    recorded(&state, &session, action, target, async {
+        let user = parse_user(&raw)?;
+        let users = &state.services.users;
+        let before = users.get(session.project.id, &user).await?.suspended;
+        let after = users
+            .set_suspended(session.project.id, &user, suspended)
+            .await?
+            .suspended;
+        let notice = if suspended { "suspended" } else { "resumed" };
+        Ok(Outcome::new(back(&user, notice))
+            .before(json!({ "suspended": before }))
+            .after(json!({ "suspended": after })))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -265,13 +278,17 @@ pub async fn erase(
     if form.confirm != user.as_str() {
         return Ok(back(&user, "erase-mismatch"));
     }
-    let erased = state
-        .services
-        .users
-        .erase(session.project.id, &user)
-        .await?;
-    tracing::info!(user = %user, credentials = erased.credentials, "user erased from the dashboard");
-    Ok(Redirect::to(&format!("{BASE}/users?notice=erased")).into_response())
+    recorded(&state, &session, "erase user", format!("users/{raw}"), async {
+        let erased = state
+            .services
+            .users
+            .erase(session.project.id, &user)
+            .await?;
+        tracing::info!(user = %user, credentials = erased.credentials, "user erased from the dashboard");
+        let page = Redirect::to(&format!("{BASE}/users?notice=erased")).into_response();
+        Ok(Outcome::new(page).before(json!({ "user": user.as_str() })))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -289,7 +306,6 @@ pub async fn set_workflow(
     Form(form): Form<WorkflowForm>,
 ) -> PageResult<Response> {
     session.check_csrf(&form.csrf)?;
-    let user = parse_user(&raw)?;
     let enabled = match form.enabled.as_str() {
         "true" => true,
         "false" => false,
@@ -299,21 +315,29 @@ pub async fn set_workflow(
             )));
         }
     };
-    let project = session.project.id;
-    state.services.users.get(project, &user).await?;
-    state
-        .services
-        .workflows
-        .set_enabled(project, &user, &workflow, enabled, None)
-        .await?;
-    Ok(back(
-        &user,
-        if enabled {
+    let action = if enabled {
+        "enable workflow"
+    } else {
+        "disable workflow"
+    };
+    let target = format!("users/{raw}/workflows/{workflow}");
+    recorded(&state, &session, action, target, async {
+        let user = parse_user(&raw)?;
+        let project = session.project.id;
+        state.services.users.get(project, &user).await?;
+        state
+            .services
+            .workflows
+            .set_enabled(project, &user, &workflow, enabled, None)
+            .await?;
+        let notice = if enabled {
             "workflow-on"
         } else {
             "workflow-off"
-        },
-    ))
+        };
+        Ok(Outcome::new(back(&user, notice)).after(json!({ "enabled": enabled })))
+    })
+    .await
 }
 
 pub async fn disconnect(
@@ -323,8 +347,21 @@ pub async fn disconnect(
     Form(form): Form<CsrfForm>,
 ) -> PageResult<Response> {
     session.check_csrf(&form.csrf)?;
-    let user = parse_user(&raw)?;
-    let credential = Uuid::try_parse(&credential).map_err(|_| ServiceError::CredentialNotFound)?;
+    let target = format!("users/{raw}/credentials/{credential}");
+    recorded(&state, &session, "disconnect", target, async {
+        disconnect_credential(&state, &session, &raw, &credential).await
+    })
+    .await
+}
+
+async fn disconnect_credential(
+    state: &DashboardState,
+    session: &ProjectSession,
+    raw: &str,
+    credential: &str,
+) -> PageResult<Outcome> {
+    let user = parse_user(raw)?;
+    let credential = Uuid::try_parse(credential).map_err(|_| ServiceError::CredentialNotFound)?;
     let project = session.project.id;
     let services = &state.services;
     services.users.get(project, &user).await?;
@@ -349,5 +386,5 @@ pub async fn disconnect(
             Some(credential),
         )
         .await?;
-    Ok(back(&user, "disconnected"))
+    Ok(Outcome::new(back(&user, "disconnected")).before(json!({ "credential": credential })))
 }

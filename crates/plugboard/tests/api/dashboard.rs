@@ -116,7 +116,7 @@ impl<'a> Dash<'a> {
     }
 
     /// A form post with this session's CSRF token.
-    async fn act(&self, path: &str, form: &[(&str, &str)]) -> Answer {
+    pub(crate) async fn act(&self, path: &str, form: &[(&str, &str)]) -> Answer {
         let mut fields = vec![("csrf", self.csrf.as_str())];
         fields.extend_from_slice(form);
         self.post(path, &fields).await

@@ -74,13 +74,16 @@ backend_tests! {
             .await
             .assert_status(200);
         // credential.invalid: the provider refuses the refresh for good.
+        provider.sandbox.faults().revoke_all_refresh_tokens();
         provider.sandbox.expire_access_tokens();
-        provider.token_invalid_grant(1);
-        let refused = app.proxy(&p, &token, Method::GET, "custom.salesforce/me", &[], None).await;
-        assert!(refused.status.is_client_error(), "{}", refused.text);
+        app.proxy(&p, &token, Method::GET, "custom.salesforce/me", &[], None)
+            .await
+            .assert_error(409, "credential_invalid");
         // integration.disabled, user.suspended, user.resumed, user.deleted.
-        app.send(Method::DELETE, &format!("/projects/{}/sdk/integrations/custom.salesforce", p.id), Some(&token), None)
-            .await;
+        let integration = app.get_integrations(&p, &token).await.body[0]["id"].as_str().unwrap().to_owned();
+        app.send(Method::DELETE, &format!("/projects/{}/sdk/integrations/{integration}", p.id), Some(&token), None)
+            .await
+            .assert_status(200);
         app.suspend_user(&p, "john").await.assert_status(200);
         app.resume_user(&p, "john").await.assert_status(200);
         app.delete_user(&p, "john").await.assert_status(200);
