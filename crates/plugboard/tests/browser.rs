@@ -611,18 +611,28 @@ async fn workflows_are_switched_and_started_from_the_sdk() {
         .as_str()
         .unwrap()
         .to_owned();
+    // The server's own worker runs too (the request trigger needs it), so it may hold the
+    // execution while `drain` finds nothing: wait for the run to end.
     app.server.services.worker.drain().await.unwrap();
-    let history = app
-        .send(
-            reqwest::Method::GET,
-            &format!(
-                "/api/v1/projects/{}/executions?meta.Email=john@bookface.com&workflowId=notify",
-                p.id
-            ),
-            Some(&p.secret_key),
-            None,
-        )
-        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let history = loop {
+        let history = app
+            .send(
+                reqwest::Method::GET,
+                &format!(
+                    "/api/v1/projects/{}/executions?meta.Email=john@bookface.com&workflowId=notify",
+                    p.id
+                ),
+                Some(&p.secret_key),
+                None,
+            )
+            .await;
+        let status = &history.body["data"][0]["status"];
+        if (status != "EXECUTING" && status != "QUEUED") || std::time::Instant::now() > deadline {
+            break history;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(
         history.body["data"][0]["id"],
         execution.as_str(),

@@ -386,6 +386,10 @@ backend_tests! {
         assert_eq!(detail["deliveries"][0]["status"], "PENDING", "{detail}");
         let listed = call(&app, &p, Method::GET, "webhooks/endpoints", None).await;
         assert_eq!(listed.body["data"][0]["disabled"], true);
+        // An event while it is disabled waits for it too.
+        let later = emit(&app, &p, "user.deleted", json!({"userId": "u-6"})).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(receiver.log().await.len(), 3);
 
         receiver.plan(&[]).await;
         let enabled = call(&app, &p, Method::PATCH, &path, Some(json!({"enabled": true}))).await;
@@ -396,6 +400,8 @@ backend_tests! {
 
         let detail = wait_for_delivery(&app, &p, &event, "DELIVERED").await;
         assert_eq!(detail["deliveries"][0]["attemptCount"], 4, "{detail}");
+        let detail = wait_for_delivery(&app, &p, &later, "DELIVERED").await;
+        assert_eq!(detail["deliveries"][0]["attemptCount"], 1, "{detail}");
         let got = call(&app, &p, Method::GET, &path, None).await;
         assert_eq!(got.body["disabled"], false);
     }

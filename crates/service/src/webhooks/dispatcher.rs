@@ -65,12 +65,9 @@ impl Dispatcher {
                 }
                 let deliveries: Vec<WebhookDelivery> = endpoints[&event.project_id]
                     .iter()
-                    // Endpoints registered after the event do not get it.
-                    .filter(|e| {
-                        e.disabled_at.is_none()
-                            && e.created_at <= event.created_at
-                            && e.wants(&event.event_type)
-                    })
+                    // Endpoints registered after the event do not get it; a disabled one
+                    // does, and its delivery waits until it is enabled again.
+                    .filter(|e| e.created_at <= event.created_at && e.wants(&event.event_type))
                     .map(|e| {
                         let now = now_millis();
                         WebhookDelivery {
