@@ -81,9 +81,10 @@ impl EntitlementsService {
 
     /// Replaces the policy and applies it to every user: lost entitlements are stopped
     /// (or disconnected) and reported as `entitlement.changed`; values of keys that became
-    /// secret are sealed.
+    /// secret are sealed. The walk over the users runs as a task of its own, so it ends
+    /// even if the caller stops waiting (a request timeout on a large project).
     pub async fn replace(
-        &self,
+        self: &Arc<Self>,
         project: ProjectId,
         document: Value,
     ) -> ServiceResult<PolicyImpact> {
@@ -98,7 +99,10 @@ impl EntitlementsService {
             ))?;
         let proposed = Arc::new(proposed);
         self.policy.remember(project, proposed.clone());
-        self.evaluate(project, &current, &proposed, true).await
+        let this = self.clone();
+        tokio::spawn(async move { this.evaluate(project, &current, &proposed, true).await })
+            .await
+            .map_err(|e| crate::ServiceError::Internal(format!("policy change: {e}")))?
     }
 
     async fn evaluate(
