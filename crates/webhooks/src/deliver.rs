@@ -1,3 +1,5 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::RETRY_AFTER;
@@ -39,6 +41,32 @@ impl AttemptOutcome {
     }
 }
 
+/// Resolves endpoint host names and refuses those with a private, loopback or link-local
+/// address (loopback allowed when `allow_loopback`), at connection time: a name checked
+/// when it was saved may point elsewhere by the time it is used.
+struct PublicOnly {
+    allow_loopback: bool,
+}
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_loopback = self.allow_loopback;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if let Some(refused) = addrs
+                .iter()
+                .find(|a| !crate::endpoint::may_connect_to(a.ip(), allow_loopback))
+            {
+                let refusal = WebhookError::ForbiddenHost(format!("{host} ({})", refused.ip()));
+                return Err(Box::new(refusal) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// Sends webhooks. Cheap to clone; share one for its connection pool.
 #[derive(Debug, Clone)]
 pub struct Deliverer {
@@ -46,13 +74,15 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    /// A deliverer whose client follows no redirects: a receiver answering 3xx has not
+    /// A deliverer whose client follows no redirects (a receiver answering 3xx has not
     /// taken the webhook, and following it could lead to an address the endpoint check
-    /// never saw.
-    pub fn new() -> Result<Self, WebhookError> {
+    /// never saw) and connects to public addresses only (loopback too when
+    /// `allow_loopback`, for development and tests).
+    pub fn new(allow_loopback: bool) -> Result<Self, WebhookError> {
         let client = Client::builder()
             .redirect(redirect::Policy::none())
             .user_agent(USER_AGENT)
+            .dns_resolver(Arc::new(PublicOnly { allow_loopback }))
             .build()
             .map_err(|e| WebhookError::HttpClient(e.without_url().to_string()))?;
         Ok(Self { client })

@@ -12,8 +12,9 @@ pub const MAX_URL_LENGTH: usize = 2048;
 /// Only https, no user name or password, and no IP literal that points into a private,
 /// link-local, loopback or otherwise non-public range, so that webhooks cannot be aimed
 /// at the server's own network. `allow_loopback` (development, tests) lets loopback
-/// hosts through, over plain http too. Host names are not resolved here: a name that
-/// resolves to a private address must be caught where the connection is made.
+/// hosts through, over plain http too. Host names are not resolved here: the
+/// [`Deliverer`](crate::Deliverer) refuses a name that resolves to such an address when it
+/// connects.
 pub fn validate_endpoint_url(raw: &str, allow_loopback: bool) -> Result<Url, WebhookError> {
     if raw.len() > MAX_URL_LENGTH {
         return Err(WebhookError::UrlTooLong {
@@ -67,6 +68,22 @@ fn is_non_public_ip(host: &Host<&str>) -> bool {
         Host::Ipv4(ip) => is_non_public_v4(*ip),
         Host::Ipv6(ip) => is_non_public_v6(*ip),
     }
+}
+
+/// Whether a resolved address may receive webhooks: public ones, and loopback ones when
+/// `allow_loopback`.
+pub(crate) fn may_connect_to(ip: std::net::IpAddr, allow_loopback: bool) -> bool {
+    let non_public = match ip {
+        std::net::IpAddr::V4(v4) => is_non_public_v4(v4),
+        std::net::IpAddr::V6(v6) => is_non_public_v6(v6),
+    };
+    let loopback = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    };
+    !non_public || (allow_loopback && loopback)
 }
 
 fn is_non_public_v4(ip: Ipv4Addr) -> bool {

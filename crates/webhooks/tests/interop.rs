@@ -115,7 +115,7 @@ async fn deliver(
     message: &WebhookMessage,
     secrets: &[&WebhookSecret],
 ) -> AttemptOutcome {
-    let deliverer = Deliverer::new().unwrap();
+    let deliverer = Deliverer::new(true).unwrap();
     deliverer
         .deliver(&receiver.hook_url(), message, secrets, TIMEOUT)
         .await
@@ -208,7 +208,7 @@ async fn a_slow_receiver_times_out_within_the_limit() {
     let secret = WebhookSecret::generate();
     let receiver = Receiver::start(&[&secret]).await;
     receiver.plan(&["timeout:5"]).await;
-    let deliverer = Deliverer::new().unwrap();
+    let deliverer = Deliverer::new(true).unwrap();
 
     let started = Instant::now();
     let outcome = deliverer
@@ -245,7 +245,7 @@ async fn a_closed_port_is_a_short_connect_error_without_the_secret() {
     let url = validate_endpoint_url(&format!("http://127.0.0.1:{port}/h?token=abc"), true).unwrap();
     let secret = WebhookSecret::generate();
 
-    let outcome = Deliverer::new()
+    let outcome = Deliverer::new(true)
         .unwrap()
         .deliver(&url, &message("msg_x"), &[&secret], TIMEOUT)
         .await;

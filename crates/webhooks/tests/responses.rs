@@ -29,7 +29,7 @@ fn message() -> WebhookMessage {
 
 async fn deliver(url: &Url, timeout: Duration) -> plugboard_webhooks::AttemptOutcome {
     let secret = WebhookSecret::generate();
-    Deliverer::new()
+    Deliverer::new(true)
         .unwrap()
         .deliver(url, &message(), &[&secret], timeout)
         .await
@@ -102,4 +102,27 @@ async fn retry_after_is_ignored_on_other_statuses() {
     assert_eq!(outcome.status, Some(500));
     assert_eq!(outcome.retry_after, None);
     assert_eq!(outcome.error, None);
+}
+
+/// A host *name* that resolves to loopback passes the URL check (names are not resolved
+/// there) but is refused when the connection is made, unless loopback is allowed.
+#[tokio::test]
+async fn a_name_resolving_to_a_private_address_is_refused_at_connection_time() {
+    let head = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n".to_owned();
+    let served = serve_once(head, b"ok".to_vec(), Duration::ZERO).await;
+    let by_name = Url::parse(&format!("http://localhost:{}/hook", served.port().unwrap())).unwrap();
+    let secret = WebhookSecret::generate();
+    let refused = Deliverer::new(false)
+        .unwrap()
+        .deliver(&by_name, &message(), &[&secret], Duration::from_secs(5))
+        .await;
+    assert_eq!(refused.status, None, "{refused:?}");
+    let error = refused.error.unwrap();
+    assert!(
+        error.contains("not allowed") || error.contains("localhost"),
+        "{error}"
+    );
+
+    let allowed = deliver(&by_name, Duration::from_secs(5)).await;
+    assert!(allowed.delivered(), "{allowed:?}");
 }

@@ -42,7 +42,8 @@ impl Dispatcher {
         webhooks: Arc<WebhooksService>,
         wake: Arc<Notify>,
     ) -> ServiceResult<Self> {
-        let deliverer = Deliverer::new().map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let deliverer = Deliverer::new(webhooks.settings().allow_loopback)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
         Ok(Self {
             settings: webhooks.settings().clone(),
             store,
