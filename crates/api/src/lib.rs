@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod policy;
+pub mod query;
 pub mod sdk;
 pub mod task_history;
 pub mod webhooks;

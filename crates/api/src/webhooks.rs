@@ -23,6 +23,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, ProjectAdmin};
 use crate::management::ListView;
+use crate::query::{parse_limit, parse_time};
 use crate::wire::timestamp;
 
 pub fn router() -> Router<AppState> {
@@ -564,17 +565,6 @@ fn parse_cursor(raw: &str) -> Option<Uuid> {
     Uuid::try_parse(text.strip_prefix("e1:")?).ok()
 }
 
-fn parse_time(name: &str, raw: &str) -> ApiResult<i64> {
-    chrono::DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| {
-            ApiError::bad_request(
-                "invalid_filter",
-                format!("{name} must be RFC 3339, not `{raw}`"),
-            )
-        })
-}
-
 fn parse_filter(raw: &str) -> ApiResult<EventFilter> {
     let invalid = |msg: String| ApiError::bad_request("invalid_filter", msg);
     let mut filter = EventFilter {
@@ -586,13 +576,7 @@ fn parse_filter(raw: &str) -> ApiResult<EventFilter> {
             "type" => filter.event_type = Some(value.into_owned()),
             "since" => filter.since = Some(parse_time("since", &value)?),
             "until" => filter.until = Some(parse_time("until", &value)?),
-            "limit" => {
-                filter.limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|l| (1..=100).contains(l))
-                    .ok_or_else(|| invalid(format!("limit must be 1 to 100, not `{value}`")))?
-            }
+            "limit" => filter.limit = parse_limit(&value, 100)?,
             "cursor" => {
                 filter.before = Some(parse_cursor(&value).ok_or_else(|| {
                     ApiError::bad_request("invalid_cursor", "pass back `nextCursor` unchanged")

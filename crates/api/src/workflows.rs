@@ -19,6 +19,7 @@ use crate::connect::{CREDENTIAL_HEADER, selected};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, ProjectAdmin, SdkUser, UserIdPath};
 use crate::management::ListView;
+use crate::query::{parse_limit, parse_time};
 use crate::wire::timestamp;
 
 /// Routes the SDK calls with a user token (mounted under the SDK's CORS layer).
@@ -487,17 +488,6 @@ fn parse_cursor(raw: &str) -> Option<(i64, Uuid)> {
     Some((at, id))
 }
 
-fn parse_time(name: &str, raw: &str) -> ApiResult<i64> {
-    chrono::DateTime::parse_from_rfc3339(raw)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| {
-            ApiError::bad_request(
-                "invalid_filter",
-                format!("{name} must be RFC 3339, not `{raw}`"),
-            )
-        })
-}
-
 fn parse_filter(raw: &str) -> ApiResult<ExecutionFilter> {
     let invalid = |msg: String| ApiError::bad_request("invalid_filter", msg);
     let mut filter = ExecutionFilter {
@@ -524,13 +514,7 @@ fn parse_filter(raw: &str) -> ApiResult<ExecutionFilter> {
             }
             ("since", _) => filter.since = Some(parse_time("since", &value)?),
             ("until", _) => filter.until = Some(parse_time("until", &value)?),
-            ("limit", _) => {
-                filter.limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|l| (1..=100).contains(l))
-                    .ok_or_else(|| invalid(format!("limit must be 1 to 100, not `{value}`")))?
-            }
+            ("limit", _) => filter.limit = parse_limit(&value, 100)?,
             ("cursor", _) => {
                 filter.after = Some(parse_cursor(&value).ok_or_else(|| {
                     ApiError::bad_request("invalid_cursor", "pass back `nextCursor` unchanged")

@@ -32,6 +32,19 @@ pub use projects::ProjectsService;
 pub use tokens::TokenVerifier;
 pub use users::UsersService;
 
+/// How a hidden value is shown: `marker`, then its last 4 characters when it is long
+/// enough (12 or more) to keep the rest hidden.
+pub(crate) fn masked_tail(text: &str, marker: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() < 12 {
+        return marker.to_owned();
+    }
+    format!(
+        "{marker}{}",
+        chars[chars.len() - 4..].iter().collect::<String>()
+    )
+}
+
 /// Tunables of the services, with defaults fit for one node.
 #[derive(Clone)]
 pub struct ServiceSettings {

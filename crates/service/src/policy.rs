@@ -21,14 +21,7 @@ pub fn mask(value: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let chars: Vec<char> = text.chars().collect();
-    if chars.len() < 12 {
-        return SECRET_MASK.to_owned();
-    }
-    format!(
-        "{SECRET_MASK}{}",
-        chars[chars.len() - 4..].iter().collect::<String>()
-    )
+    crate::masked_tail(&text, SECRET_MASK)
 }
 
 pub(crate) fn secrets_context(project: ProjectId, user: &UserId) -> Vec<u8> {
@@ -123,7 +116,12 @@ impl PolicyService {
         let compiled = self.compiled(user.project_id).await?;
         let mut meta = user.meta.as_map().clone();
         let mut values = Vec::new();
-        if compiled.policy.secret_metadata_keys.is_empty() {
+        let has_secrets = compiled
+            .policy
+            .secret_metadata_keys
+            .iter()
+            .any(|key| meta.get(key).is_some_and(is_mask));
+        if !has_secrets {
             return Ok((Value::Object(meta), values));
         }
         let secrets = self.secrets(user.project_id, &user.user_id).await?;
@@ -137,7 +135,7 @@ impl PolicyService {
     }
 }
 
-fn is_mask(value: &Value) -> bool {
+pub(crate) fn is_mask(value: &Value) -> bool {
     value.as_str().is_some_and(|s| s.starts_with(SECRET_MASK))
 }
 

@@ -325,7 +325,12 @@ impl UsersService {
         current: &ConnectedUser,
         meta: Metadata,
     ) -> ServiceResult<(Metadata, Option<String>)> {
-        if policy.policy.secret_metadata_keys.is_empty() {
+        // Secret values left as their stored masks change nothing: no need to open them.
+        let untouched = policy.policy.secret_metadata_keys.iter().all(|key| {
+            let now = meta.as_map().get(key);
+            now == current.meta.as_map().get(key) && now.is_none_or(crate::policy::is_mask)
+        });
+        if untouched {
             return Ok((meta, None));
         }
         let mut secrets = self

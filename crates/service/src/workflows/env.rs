@@ -114,11 +114,7 @@ fn entries(variables: &Map<String, Value>) -> Vec<EnvEntry> {
 
 /// `…` and the last 4 characters of values long enough to keep the rest hidden.
 fn preview(value: &str) -> String {
-    let chars: Vec<char> = value.chars().collect();
-    if chars.len() < 12 {
-        return "…".into();
-    }
-    format!("…{}", chars[chars.len() - 4..].iter().collect::<String>())
+    crate::masked_tail(value, "…")
 }
 
 fn validate(variables: &Map<String, Value>) -> ServiceResult<()> {

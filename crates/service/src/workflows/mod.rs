@@ -694,15 +694,11 @@ impl crate::connect::ConnectHooks for WorkflowsService {
         user: &UserId,
         integration: &str,
     ) -> ServiceResult<()> {
-        // A user's first call may be this one: no row means no metadata, judged as such.
-        let access = match self.access_of(project, user).await {
-            Err(ServiceError::UserNotFound) => {
-                let compiled = self.policy.compiled(project).await?;
-                compiled.access(user, &plugboard_core::Metadata::default())
-            }
-            other => other?,
-        };
-        if access.allows_integration(integration) {
+        if self
+            .access_of(project, user)
+            .await?
+            .allows_integration(integration)
+        {
             Ok(())
         } else {
             Err(ServiceError::EntitlementRequired(integration.to_owned()))
@@ -752,17 +748,16 @@ impl crate::users::AccessHooks for WorkflowsService {
 }
 
 impl WorkflowsService {
-    /// What the user may not use under the project's rules.
+    /// What the user may not use under the project's rules. A user not stored yet (its
+    /// first call may be this one) is judged on empty metadata.
     pub async fn access_of(&self, project: ProjectId, user: &UserId) -> ServiceResult<Access> {
         let compiled = self.policy.compiled(project).await?;
         if compiled.is_empty() {
             return Ok(Access::default());
         }
-        let user = self
-            .store
-            .get_user(project, user)
-            .await?
-            .ok_or(ServiceError::UserNotFound)?;
-        Ok(compiled.access(&user.user_id, &user.meta))
+        Ok(match self.store.get_user(project, user).await? {
+            Some(stored) => compiled.access(user, &stored.meta),
+            None => compiled.access(user, &plugboard_core::Metadata::default()),
+        })
     }
 }

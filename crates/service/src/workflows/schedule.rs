@@ -104,12 +104,11 @@ impl WorkflowsService {
         let mut executions = Vec::new();
         for (user, credentials) in by_user {
             // Paused by the user's plan: no run (rather than a cancelled one per tick).
-            let allowed = match self.access_of(workflow.project_id, &user).await {
-                Ok(access) => access.allows_workflow(&workflow.workflow_id, &workflow.integration),
-                Err(ServiceError::UserNotFound) => false,
-                Err(e) => return Err(e),
-            };
-            if !allowed {
+            if !self
+                .access_of(workflow.project_id, &user)
+                .await?
+                .allows_workflow(&workflow.workflow_id, &workflow.integration)
+            {
                 continue;
             }
             if let Some(execution) = self
