@@ -19,6 +19,11 @@
   const paragon = new ConnectSDK(environments, { skipBootstrapWithLastKnownState: true });
   paragon.setHeadless(true);
   window.paragon = paragon;
+  // Every onIntegrationInstall the SDK fires, as an app counting installs would see them.
+  window.installEvents = [];
+  paragon.subscribe("onIntegrationInstall", function (event) {
+    window.installEvents.push(event && event.integrationType);
+  });
 
   window.render = function (status) {
     document.getElementById("status").textContent = status;

@@ -20,6 +20,7 @@ const sdkFile = createRequire(import.meta.url).resolve("@useparagon/connect/Conn
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const [server, artifacts] = process.argv.slice(2);
 const OP_TIMEOUT_MS = 30_000;
+const INSTALL_SETTLE_MS = 1_500;
 
 if (!server || !artifacts) {
   console.error("usage: node run.mjs <plugboard base URL> <artifacts dir>");
@@ -64,14 +65,14 @@ async function launch() {
 // A test hook in the page, not in the SDK: the OAuth sessions started while `__pbHoldPolls`
 // is set (named in the SDK's build-oauth call) have every poll answered "pending" in the
 // page, so only the callback page's postMessage can finish those installs. Once the install
-// has resolved, `__pbReleaseHeld(credentialId)` lets the SDK's poll loop end as it would in
-// production. (Playwright routing is not used: it would answer every CORS preflight itself
-// and hide the server's CORS.)
+// has resolved, `__pbReleaseHeld()` hands the polls back to the server, whose answer must
+// end the SDK's poll loop without reporting the install again. (Playwright routing is not
+// used: it would answer every CORS preflight itself and hide the server's CORS.)
 function holdPollsHook() {
   const realFetch = window.fetch.bind(window);
   const held = new Map();
   window.__pbHeldPolls = 0;
-  window.__pbReleaseHeld = (credentialId) => held.forEach((_, sid) => held.set(sid, credentialId));
+  window.__pbReleaseHeld = () => held.clear();
   window.fetch = (input, init = {}) => {
     const url = String(input && input.url ? input.url : input);
     const method = (init.method || "GET").toUpperCase();
@@ -192,6 +193,7 @@ async function install(session, { integration, options = {}, completion = "any",
     },
     { integration, options, hold: completion === "postMessage" },
   );
+  const eventsBefore = await page.evaluate(() => window.installEvents.length);
   // Pages the popup went through, with their status, recorded from before it opens.
   const popupPages = [];
   const onNavigation = async (response) => {
@@ -227,11 +229,17 @@ async function install(session, { integration, options = {}, completion = "any",
   } else {
     await page.waitForFunction(() => window.installOutcome, null, { timeout: 5_000 });
   }
-  const outcome = await page.evaluate(() => {
+  // Both channels have answered by now; leave a late second report time to show.
+  await page.waitForTimeout(INSTALL_SETTLE_MS);
+  const outcome = await page.evaluate((eventsBefore) => {
     window.__pbHoldPolls = false;
     window.render("after installIntegration");
-    return { ...window.installOutcome, heldPolls: window.__pbHeldPolls };
-  });
+    return {
+      ...window.installOutcome,
+      heldPolls: window.__pbHeldPolls,
+      installEvents: window.installEvents.slice(eventsBefore),
+    };
+  }, eventsBefore);
   outcome.sid = sid;
   context.off("response", onNavigation);
   page.off("request", onBuild);
@@ -245,7 +253,7 @@ async function endPolling(page, completion, pollingDone) {
   const outcome = await page.evaluate(() => window.installOutcome);
   if (!outcome.ok) return;
   if (completion === "postMessage") {
-    await page.evaluate((id) => window.__pbReleaseHeld(id), outcome.value.credentialId);
+    await page.evaluate(() => window.__pbReleaseHeld());
   }
   if (!(await pollingDone)) throw new Error("the SDK's polling did not finish");
 }

@@ -29,6 +29,9 @@ use crate::wire::{sdk_credential, sdk_integration};
 pub const CREDENTIAL_HEADER: &str = "x-paragon-credential";
 /// The SDK's configuration-selection header.
 pub const CONFIGURATION_HEADER: &str = "x-paragon-configuration-id";
+/// The credential id a poll answers once the callback page's message has reported the
+/// install (see `session_state`); `GET /sdk/credentials/{it}` answers 204.
+pub const ALREADY_REPORTED: Uuid = Uuid::nil();
 /// Asks the proxy for the provider's answer as is, not wrapped in `{"output": …}`.
 pub const RAW_RESPONSE_HEADER: &str = "x-paragon-use-raw-response";
 
@@ -72,7 +75,7 @@ pub fn sdk_router() -> Router<AppState> {
 pub fn public_router() -> Router<AppState> {
     Router::new()
         .route("/oauth/callback", get(oauth_callback))
-        .route("/connect/{token}", get(open_link))
+        .route("/connect/{token}", get(link_page).post(confirm_link))
         .route("/ui", get(portal))
 }
 
@@ -200,6 +203,11 @@ async fn session_state(
         SessionState::Pending => json!({}),
         SessionState::Connected { credential_id } => {
             json!({ "connectCredentialId": credential_id })
+        }
+        // Ends the SDK's poll loop without a second `onIntegrationInstall`: the id is in
+        // no state, and fetching it answers 204, which the SDK takes as nothing to add.
+        SessionState::AlreadyReported => {
+            json!({ "connectCredentialId": ALREADY_REPORTED })
         }
         SessionState::Failed { code, message } => {
             json!({ "status": "FAILED", "error": { "code": code, "message": message } })
@@ -374,14 +382,17 @@ async fn get_credential(
     State(state): State<AppState>,
     auth: SdkUser,
     Path((_, credential)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let id = Uuid::try_parse(&credential).map_err(|_| ServiceError::CredentialNotFound)?;
+    if id == ALREADY_REPORTED {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     let found = state
         .services
         .connect
         .credential(auth.project, &auth.user.user_id, id)
         .await?;
-    Ok(Json(sdk_credential(&auth.user, &found)))
+    Ok(Json(sdk_credential(&auth.user, &found)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -584,7 +595,13 @@ async fn oauth_callback(
                 "type": "oauth_success_callback",
                 "credential": {
                     "integrationId": integration_id,
-                    "payload": { "connectCredentialId": credential.credential.id },
+                    // The SDK sends the payload back (`POST /sdk/credentials`); the
+                    // session id lets that confirmation stop polling from reporting
+                    // the install a second time.
+                    "payload": {
+                        "connectCredentialId": credential.credential.id,
+                        "connectSessionId": session.map(|s| s.id),
+                    },
                 },
             });
             pages::callback(
@@ -641,13 +658,109 @@ async fn portal() -> Response {
     pages::blank_portal()
 }
 
-/// Opens a one-time connect link: straight on to the provider.
-async fn open_link(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    match state.services.connect.open_link(&token).await {
-        Ok(url) => Redirect::to(url.as_str()).into_response(),
-        Err(e) => {
-            let error = ApiError::from(e);
-            pages::callback(error.status, "Cannot connect", &error.message, None, false)
+/// Most fields a connect link's form may post (the form token and a few inputs).
+const MAX_LINK_FORM_FIELDS: usize = 32;
+
+/// A connect link's page. Opening it spends nothing (mail and chat clients fetch links
+/// to preview them); the user's Connect press does.
+async fn link_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    render_link_page(&state, &token, StatusCode::OK, &BTreeMap::new(), None).await
+}
+
+/// The page's form, posted by the user: spends the link and goes on to the provider.
+/// A refused input shows the page again (422), the link still usable.
+async fn confirm_link(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !same_origin_post(&state, &headers) {
+        let error = ApiError::from(ServiceError::from(
+            plugboard_service::connect::ConnectError::LinkFormMismatch,
+        ));
+        return pages::callback(error.status, "Cannot connect", &error.message, None, false);
+    }
+    let mut form_token = String::new();
+    let mut typed = BTreeMap::new();
+    for (name, value) in form_urlencoded::parse(&body).take(MAX_LINK_FORM_FIELDS) {
+        if name == "formToken" {
+            form_token = value.into_owned();
+        } else if let Some(key) = name.strip_prefix("inputs.") {
+            typed.entry(key.to_owned()).or_insert_with(|| value.into_owned());
+        }
+    }
+    match state
+        .services
+        .connect
+        .open_link(&token, &form_token, &typed)
+        .await
+    {
+        Ok(url) => {
+            let mut response = Redirect::to(url.as_str()).into_response();
+            response.headers_mut().insert(
+                header::REFERRER_POLICY,
+                header::HeaderValue::from_static("no-referrer"),
+            );
+            response
+        }
+        Err(ServiceError::InvalidInput(message)) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            render_link_page(&state, &token, status, &typed, Some(message.as_str())).await
+        }
+        Err(e) => link_error(e),
+    }
+}
+
+async fn render_link_page(
+    state: &AppState,
+    token: &str,
+    status: StatusCode,
+    typed: &BTreeMap<String, String>,
+    error: Option<&str>,
+) -> Response {
+    let page = match state.services.connect.link_page(token).await {
+        Ok(page) => page,
+        Err(e) => return link_error(e),
+    };
+    let fields: Vec<pages::LinkField<'_>> = page
+        .missing_inputs
+        .iter()
+        .map(|input| pages::LinkField {
+            key: &input.key,
+            label: &input.label,
+            help: input.help.as_deref(),
+            value: typed.get(&input.key).map_or("", String::as_str),
+        })
+        .collect();
+    pages::connect_link(
+        status,
+        &page.integration_name,
+        &page.brand_color,
+        &page.form_token,
+        &fields,
+        error,
+    )
+}
+
+fn link_error(e: ServiceError) -> Response {
+    let error = ApiError::from(e);
+    pages::callback(error.status, "Cannot connect", &error.message, None, false)
+}
+
+/// Whether a browser sent the form from this server's own pages: `Sec-Fetch-Site`
+/// when the browser gives it, else `Origin` against the public URL. A request with
+/// neither (not a browser) still needs the form token.
+fn same_origin_post(state: &AppState, headers: &HeaderMap) -> bool {
+    let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header_text("sec-fetch-site") {
+        return site == "same-origin";
+    }
+    match header_text("origin") {
+        None => true,
+        Some(origin) => {
+            let public = state.services.connect.settings().public_url.origin();
+            public.is_tuple() && origin == public.ascii_serialization()
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `/api/v1/projects/{projectId}/users/{userId}/…`: a user's connections as the SaaS
 //! backend manages them: list, disconnect, connect links, and the proxy twin.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -197,6 +199,10 @@ pub struct ConnectLinkBody {
     /// Where the user lands afterwards, with `status=connected&credentialId=…` or
     /// `status=failed&error=<code>` added.
     pub return_url: Option<String>,
+    /// The provider's user inputs (e.g. Zendesk's `subdomain`), checked now; the link's
+    /// page asks the user for those left out.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -217,7 +223,7 @@ pub struct ConnectLinkView {
         (status = 201, body = ConnectLinkView),
         (status = 400, description = "`wrong_auth_kind`", body = ErrorBody),
         (status = 404, description = "`user_not_found`, `integration_not_found`", body = ErrorBody),
-        (status = 422, description = "`invalid_input`, `invalid_body`", body = ErrorBody),
+        (status = 422, description = "`invalid_input` (naming the field, e.g. `inputs.subdomain`), `invalid_body`", body = ErrorBody),
     ),
     security(("secretKey" = []))
 )]
@@ -243,7 +249,13 @@ pub async fn create_connect_link(
     let (url, expires_at) = state
         .services
         .connect
-        .create_link(auth.project, &user, &body.integration, return_url)
+        .create_link(
+            auth.project,
+            &user,
+            &body.integration,
+            return_url,
+            body.inputs,
+        )
         .await?;
     Ok((
         StatusCode::CREATED,

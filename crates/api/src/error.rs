@@ -109,6 +109,7 @@ fn connect_status(e: &ConnectError) -> StatusCode {
     match e {
         ConnectError::InvalidState | ConnectError::Denied(_) => StatusCode::BAD_REQUEST,
         ConnectError::InvalidLink => StatusCode::GONE,
+        ConnectError::LinkFormMismatch => StatusCode::FORBIDDEN,
         ConnectError::ExchangeFailed(_) => StatusCode::BAD_GATEWAY,
     }
 }

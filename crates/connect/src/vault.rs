@@ -141,6 +141,17 @@ impl Vault {
         Ok(Opened(plaintext.to_vec()))
     }
 
+    /// Whether `sealed` names a key this vault holds (`UnknownKey` if not), without
+    /// opening it.
+    pub fn check_key_of(&self, sealed: &str) -> Result<(), VaultError> {
+        let (key_id, _) = split_sealed(sealed)?;
+        if self.keys.contains_key(key_id) {
+            Ok(())
+        } else {
+            Err(VaultError::UnknownKey(key_id.to_owned()))
+        }
+    }
+
     /// Whether `sealed` was made with an older master key and should be re-sealed.
     pub fn needs_reseal(&self, sealed: &str) -> bool {
         split_sealed(sealed).is_ok_and(|(key_id, _)| key_id != self.current)

@@ -1,6 +1,8 @@
 //! Connecting an account: the server-side record of one attempt (an OAuth round trip) and
 //! the one-time links that start one for apps without the browser SDK.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -62,6 +64,37 @@ pub struct ConnectSession {
     pub expires_at: UnixMillis,
     /// Set when the provider's redirect came back with its state; a second use fails.
     pub consumed_at: Option<UnixMillis>,
+    /// When the outcome was recorded.
+    pub finished_at: Option<UnixMillis>,
+    /// How the browser SDK learnt of the new credential, once it has: it must learn it
+    /// one way only, or it reports the install twice.
+    pub reported_by: Option<ConnectReport>,
+}
+
+/// The channel that told the browser SDK an OAuth round trip succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectReport {
+    /// The callback page's message, confirmed by the SDK (`POST /sdk/credentials`).
+    Message,
+    /// The SDK's polling of its session id.
+    Poll,
+}
+
+impl ConnectReport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Message => "message",
+            Self::Poll => "poll",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "message" => Some(Self::Message),
+            "poll" => Some(Self::Poll),
+            _ => None,
+        }
+    }
 }
 
 /// A one-time URL a SaaS app hands its user to connect one integration. Only a hash of
@@ -74,6 +107,9 @@ pub struct ConnectLink {
     pub integration_id: Uuid,
     /// Where the user lands after connecting, if the app asked for it.
     pub return_url: Option<String>,
+    /// The provider's user inputs (`subdomain`…) the app gave when creating the link;
+    /// the link's page asks for the others. Not secret: they end up in provider URLs.
+    pub inputs: BTreeMap<String, String>,
     pub created_at: UnixMillis,
     pub expires_at: UnixMillis,
     pub used_at: Option<UnixMillis>,

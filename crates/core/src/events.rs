@@ -197,9 +197,9 @@ pub struct AuditEntry {
     pub at: UnixMillis,
     /// Who acted: `key:<secret key id>`, `admin`, `dashboard:key:<id>`, `dashboard:admin`.
     pub actor: String,
-    /// What was done, e.g. `PATCH /api/v1/projects/{projectId}/users/{userId}/metadata`.
+    /// What was done, e.g. `PUT /api/v1/projects/{projectId}/users/{userId}/meta`.
     pub action: String,
-    /// What it was done to, e.g. `users/u-1/metadata`.
+    /// What it was done to, e.g. `users/u-1/meta`.
     pub target: String,
     /// SHA-256 (hex) of the target's state before and after, when it has one.
     pub before_digest: Option<String>,

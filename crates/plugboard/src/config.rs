@@ -188,6 +188,9 @@ pub struct ConnectConfig {
     pub session_ttl_secs: u64,
     /// How long a connect link stays usable, in seconds.
     pub link_ttl_secs: u64,
+    /// How long the SDK's polling leaves the OAuth callback page's message to report a
+    /// new connection first, in milliseconds (each is reported one way only).
+    pub message_grace_ms: u64,
 }
 
 impl Default for ConnectConfig {
@@ -198,6 +201,7 @@ impl Default for ConnectConfig {
             proxy_max_response_bytes: 10 * 1024 * 1024,
             session_ttl_secs: 600,
             link_ttl_secs: 7 * 24 * 3600,
+            message_grace_ms: 3000,
         }
     }
 }

@@ -85,7 +85,8 @@ pub fn load_or_init_secrets(paths: &DevPaths) -> anyhow::Result<(String, String)
     Ok((random_base64(24, true), random_base64(32, false)))
 }
 
-fn read_state(paths: &DevPaths) -> anyhow::Result<Option<DemoState>> {
+/// The dev state in `paths`, if `plugboard dev` ran there.
+pub fn read_state(paths: &DevPaths) -> anyhow::Result<Option<DemoState>> {
     match fs::read_to_string(paths.state()) {
         Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| {
             format!(
@@ -208,7 +209,7 @@ Plugboard dev server — {base}
   secret key   {sk}
   admin token  {admin}
   signing key  {key} (kid {kid})
-  user token   for `{DEMO_USER}`, valid 1 hour (new one: plugboard token --project {pid} --user {DEMO_USER})
+  user token   for `{DEMO_USER}`, valid 1 hour (new one: plugboard token --dir {dir} --user {DEMO_USER})
 
 Try it (paste the first two lines into your shell):
   PB_TOKEN={token}
@@ -238,5 +239,6 @@ The dashboard: {base}/dashboard (log in with the secret key above)
         admin = state.admin_token,
         key = key_path.display(),
         kid = state.signing_key_id,
+        dir = key_path.parent().unwrap_or(Path::new(".")).display(),
     )
 }

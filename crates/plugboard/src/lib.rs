@@ -89,6 +89,7 @@ fn connect_settings(config: &Config) -> ConnectSettings {
         proxy_max_response_bytes: c.proxy_max_response_bytes,
         session_ttl: Duration::from_secs(c.session_ttl_secs),
         link_ttl: Duration::from_secs(c.link_ttl_secs),
+        message_grace: Duration::from_millis(c.message_grace_ms),
         ..ConnectSettings::new(public_url)
     }
 }

@@ -63,19 +63,24 @@ enum Command {
     },
     /// Print a user token signed with a project's private key.
     Token {
+        /// The project id. Defaults to the dev project of `--dir`.
         #[arg(long)]
-        project: String,
+        project: Option<String>,
         #[arg(long)]
         user: String,
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
-        /// The private key (PEM). Defaults to the dev project's key.
-        #[arg(long, default_value = ".plugboard/demo-signing-key.pem")]
-        key: PathBuf,
-        /// The signing key id to put in the header (`kid`).
+        /// The private key (PEM). Defaults to the dev project's key in `--dir`.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// The signing key id to put in the header (`kid`). Defaults to the dev
+        /// project's when its key is used.
         #[arg(long)]
         kid: Option<String>,
+        /// The folder `plugboard dev` keeps its state in.
+        #[arg(long, default_value = ".plugboard")]
+        dir: PathBuf,
     },
 }
 
@@ -251,18 +256,50 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ttl,
             key,
             kid,
-        } => {
-            let project =
-                ProjectId::parse(&project).context("--project must be a project id (UUID)")?;
-            let pem = std::fs::read_to_string(&key)
-                .with_context(|| format!("cannot read {}", key.display()))?;
-            println!(
-                "{}",
-                dev::user_token(&pem, kid.as_deref(), project, &user, ttl)?
-            );
-            Ok(())
-        }
+            dir,
+        } => print_token(project, &user, ttl, key, kid, &DevPaths::new(dir)),
     }
+}
+
+/// `plugboard token`: what is not given comes from the dev state in `paths`.
+fn print_token(
+    project: Option<String>,
+    user: &str,
+    ttl: i64,
+    key: Option<PathBuf>,
+    kid: Option<String>,
+    paths: &DevPaths,
+) -> anyhow::Result<()> {
+    let demo = if project.is_none() || key.is_none() {
+        dev::read_state(paths)?
+    } else {
+        None
+    };
+    let project = match (project, &demo) {
+        (Some(raw), _) => {
+            ProjectId::parse(&raw).context("--project must be a project id (UUID)")?
+        }
+        (None, Some(state)) => state.project_id,
+        (None, None) => anyhow::bail!(
+            "no --project, and no dev project in {} (run `plugboard dev` there first, or give \
+             --project and --key)",
+            paths.state().display()
+        ),
+    };
+    let dev_key = key.is_none();
+    let key = key.unwrap_or_else(|| paths.private_key());
+    let kid = kid.or_else(|| {
+        demo.as_ref()
+            .filter(|state| dev_key && state.project_id == project)
+            .map(|state| state.signing_key_id.to_string())
+    });
+    let pem =
+        std::fs::read_to_string(&key).with_context(|| format!("cannot read {}", key.display()))?;
+    println!(
+        "{}",
+        dev::user_token(&pem, kid.as_deref(), project, user, ttl)?
+    );
+    Ok(())
 }
 
 async fn run_dev(config: &mut Config, listen: SocketAddr, paths: DevPaths) -> anyhow::Result<()> {
@@ -273,6 +310,8 @@ async fn run_dev(config: &mut Config, listen: SocketAddr, paths: DevPaths) -> an
     config.admin_token = Some(Secret::new(admin_token.clone()));
     config.master_key = Some(Secret::new(master_key.clone()));
     config.sandbox = true;
+    // Webhook receivers on this machine over plain http, as the sandbox provider is.
+    config.webhooks.allow_loopback = true;
     let store = open_store(&config.database_url)
         .await
         .context("cannot open the dev database")?;
@@ -299,6 +338,7 @@ async fn serve_until_signal(
     config: &Config,
     store: std::sync::Arc<dyn plugboard_store::Store>,
 ) -> anyhow::Result<()> {
+    check_master_keys(config, &store).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -308,6 +348,18 @@ async fn serve_until_signal(
     tracing::info!("shutting down");
     server.stop().await?;
     Ok(())
+}
+
+/// Refuses to serve when the configured master keys cannot open the stored secrets
+/// (e.g. the old key alone after `keys rotate`): every credential use would fail.
+async fn check_master_keys(
+    config: &Config,
+    store: &std::sync::Arc<dyn plugboard_store::Store>,
+) -> anyhow::Result<()> {
+    let services = Services::new(store.clone(), service_settings(config));
+    plugboard_service::rotation::check_master_keys(&**store, &services.vault)
+        .await
+        .context("the master key does not match the stored secrets")
 }
 
 async fn shutdown_signal() {

@@ -148,7 +148,11 @@ async fn server_credentials(app: &TestApp, p: &Project, user: &str) -> Vec<Value
 }
 
 async fn setup() -> (TestApp, Project, FakeProvider) {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    // The production wait for the callback page's message, so that both channels race as
+    // they do for real users.
+    let mut config = test_config();
+    config.connect.message_grace_ms = 3000;
+    let app = TestApp::spawn_with(Backend::Sqlite, config).await;
     let p = app.create_project().await;
     let provider = FakeProvider::with_consent_page().await;
     provider
@@ -301,11 +305,26 @@ async fn assert_installed(installed: &Value, app: &TestApp, p: &Project) -> Stri
     id
 }
 
+/// The SDK fired `onIntegrationInstall` exactly once for the install (SDK 2.4.0 fires it
+/// for each channel that reports a success: the page's message and its polling).
+fn assert_reported_once(installed: &Value) {
+    assert_eq!(
+        installed["installEvents"],
+        json!([INTEGRATION]),
+        "onIntegrationInstall events: {installed}"
+    );
+}
+
+/// The credential id a poll answers once the callback page's message reported the
+/// install: the nil UUID, which `GET /sdk/credentials/{it}` answers with 204.
+const ALREADY_REPORTED: &str = "00000000-0000-0000-0000-000000000000";
+
 /// The callback page loses its opener: only the SDK's polling can finish.
 async fn install_through_polling(browser: &mut Browser, app: &TestApp, p: &Project) -> String {
     let installed = browser.install("polling", "Ada Lovelace").await;
     assert_popup_journey(&installed);
     let id = assert_installed(&installed, app, p).await;
+    assert_reported_once(&installed);
     assert_eq!(
         request(&installed, "GET", "/sdk/actions/build-oauth")["status"],
         200
@@ -334,15 +353,16 @@ async fn install_through_post_message(browser: &mut Browser, app: &TestApp, p: &
     let installed = browser.install("postMessage", "Grace Hopper").await;
     assert_popup_journey(&installed);
     let id = assert_installed(&installed, app, p).await;
-    // No poll reached the server: polling could not have finished this install. (Once it
-    // resolved, the runner let the poll loop end: its DELETE of the session is here.)
-    let sent = requests(&installed);
-    assert!(
-        !sent
-            .iter()
-            .any(|r| r.starts_with("GET") && r.contains("/session-id/"))
-    );
+    assert_reported_once(&installed);
+    // Until it resolved no poll reached the server, so polling could not have finished
+    // this install. Then the runner handed the polls back to the server, which ended the
+    // loop without naming the credential again (the SDK would report it a second time).
     assert!(installed["heldPolls"].as_u64().unwrap() >= 1, "{installed}");
+    assert_eq!(last_poll(&installed)["connectCredentialId"], ALREADY_REPORTED);
+    assert_eq!(
+        request(&installed, "GET", &format!("/sdk/credentials/{ALREADY_REPORTED}"))["status"],
+        204
+    );
     let confirmed = request(&installed, "POST", "/sdk/credentials");
     assert_eq!(confirmed["status"], 200);
     assert_eq!(
@@ -374,17 +394,19 @@ fn last_poll(installed: &Value) -> Value {
     polls.last().expect("the SDK polled")["body"].clone()
 }
 
-/// Unforced, as in production: the message and the polls both finish the same install,
-/// and the server keeps one credential.
+/// Unforced, as in production: the message and the polls both reach the SDK, the
+/// install is reported once and the server keeps one credential.
 async fn install_both_ways_at_once(browser: &mut Browser, app: &TestApp, p: &Project) {
     let installed = browser.install("any", "Alan Turing").await;
     assert_popup_journey(&installed);
     let id = assert_installed(&installed, app, p).await;
+    assert_reported_once(&installed);
     assert_eq!(
         request(&installed, "POST", "/sdk/credentials")["body"]["id"],
         id.as_str()
     );
-    assert_eq!(last_poll(&installed)["connectCredentialId"], id.as_str());
+    // The message reported it first (polls wait for it a moment): polling ends quietly.
+    assert_eq!(last_poll(&installed)["connectCredentialId"], ALREADY_REPORTED);
     let forgot = request(&installed, "DELETE", "");
     assert!(forgot["path"].as_str().unwrap().contains("/session-id/"));
     assert_eq!(forgot["status"], 200);

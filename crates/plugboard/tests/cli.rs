@@ -280,6 +280,60 @@ backend_tests! {
         assert!(stored.last_seen_at.is_some(), "lastSeen flushed on shutdown");
     }
 
+    async fn serve_refuses_a_master_key_that_cannot_open_the_stored_secrets(backend) {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = backend.fresh_store(dir.path()).await.0;
+        let (pid, secret, _) = create_project_with_cli(dir.path(), &database_url, "keys");
+        let (old_key, new_key) = (master_key(), master_key());
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let serve_with = |key: &str, log: &str| {
+            let command = serve_command(dir.path(), &["serve"], &database_url, port, &base, key);
+            Running::spawn(command, dir.path().join(log))
+        };
+        // A sealed secret: a webhook endpoint's signing secret.
+        let mut node = serve_with(&old_key, "old.log");
+        wait_until_healthy(&base, &mut node).await;
+        call(
+            http_client()
+                .post(format!("{base}/api/v1/projects/{pid}/webhooks/endpoints"))
+                .bearer_auth(&secret)
+                .json(&json!({"url": "https://example.com/hooks"})),
+        )
+        .await
+        .assert_status(201);
+        assert!(node.terminate(Duration::from_secs(10)).await.success());
+        run_ok(
+            plugboard(dir.path(), &["keys", "rotate"])
+                .env("PLUGBOARD_DATABASE_URL", &database_url)
+                .env("PLUGBOARD_MASTER_KEY", &new_key)
+                .env("PLUGBOARD_PREVIOUS_MASTER_KEYS", format!("[\"{old_key}\"]")),
+        );
+
+        // The old key alone cannot open what is stored now: refuse to start, and say why.
+        let mut stale = serve_with(&old_key, "stale.log");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = stale.child.try_wait().unwrap() {
+                break status;
+            }
+            let healthy = http_client().get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == 200);
+            assert!(!healthy, "started with a master key that opens none of the stored secrets");
+            assert!(Instant::now() < deadline, "neither refused nor started within 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(!status.success());
+        let stderr = stale.stderr();
+        assert!(stderr.contains("master key"), "{stderr}");
+        assert!(stderr.contains("previous_master_keys"), "{stderr}");
+        assert!(stderr.contains("webhook signing secrets"), "{stderr}");
+        assert!(!stderr.contains(&old_key) && !stderr.contains(&new_key), "no key in the message");
+
+        let mut node = serve_with(&new_key, "new.log");
+        wait_until_healthy(&base, &mut node).await;
+        assert!(node.terminate(Duration::from_secs(10)).await.success());
+    }
+
     async fn serve_refuses_to_start_without_a_master_key(backend) {
         let dir = tempfile::tempdir().unwrap();
         let database_url = backend.fresh_store(dir.path()).await.0;
@@ -425,6 +479,23 @@ mod dev {
             // 4–5. the sandbox integration, connected through its consent page, then used
             let base = me_url.split("/projects/").next().unwrap();
             connect_sandbox_in_dev(base, &welcome).await;
+            // 6. a webhook receiver on this machine, over plain http
+            let endpoint = call(
+                client
+                    .post(format!("{base}/api/v1/projects/{}/webhooks/endpoints", welcome.project_id))
+                    .bearer_auth(&welcome.secret)
+                    .json(&json!({"url": "http://127.0.0.1:9/hooks"})),
+            )
+            .await;
+            endpoint.assert_status(201);
+            // 7. a new user token from the state folder alone
+            let token = run_ok(&mut plugboard(
+                work.path(),
+                &["token", "--dir", state_dir.to_str().unwrap(), "--user", "demo-user"],
+            ));
+            let me = call(client.get(me_url).bearer_auth(token.trim())).await;
+            me.assert_status(200);
+            assert_eq!(me.body["userId"], json!("demo-user"));
 
             let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode(&state_dir), 0o700);
@@ -689,8 +760,14 @@ async fn connect_sandbox_in_dev(base: &str, welcome: &Welcome) {
     .await;
     link.assert_status(201);
     let browser = common::provider::no_redirects();
+    let url = link.body["url"].as_str().unwrap();
+    // The link's page waits for the user's press on Connect (its form, same origin).
+    let page = call(browser.get(url)).await;
+    page.assert_status(200);
     let opened = browser
-        .get(link.body["url"].as_str().unwrap())
+        .post(url)
+        .header("sec-fetch-site", "same-origin")
+        .form(&hidden_inputs(&page.text))
         .send()
         .await
         .unwrap();

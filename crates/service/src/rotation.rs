@@ -87,6 +87,91 @@ async fn reseal_column(
     }
 }
 
+/// How many stored values of each kind the start-up check looks at.
+const CHECK_SAMPLE: u32 = 50;
+
+/// Why a server must not start with its configured master keys.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyCheckError {
+    #[error(
+        "the stored {what} are sealed under master key {found}, which is neither `master_key` \
+         (key {current}) nor one of `previous_master_keys`; configure the key they were sealed \
+         with (after `plugboard keys rotate`, the new one)"
+    )]
+    UnknownKey {
+        what: &'static str,
+        found: String,
+        current: String,
+    },
+    #[error(
+        "a stored {what} value (id {id}) does not open with the configured master keys: {reason}"
+    )]
+    Unopenable {
+        what: &'static str,
+        id: Uuid,
+        reason: String,
+    },
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+/// Checks, before a server starts, that its master keys open the stored secrets: a
+/// sample of each kind must name a configured key, and the first of each must open.
+/// Without this, a server started with an old key after a rotation would answer 500 on
+/// every use of a credential.
+pub async fn check_master_keys(store: &dyn Store, vault: &Vault) -> Result<(), KeyCheckError> {
+    for column in ALL_COLUMNS {
+        let what = column_name(column);
+        let sample = store
+            .list_sealed(column, None, CHECK_SAMPLE)
+            .await
+            .map_err(ServiceError::from)?;
+        for row in &sample {
+            if let Err(plugboard_connect::vault::VaultError::UnknownKey(found)) =
+                vault.check_key_of(&row.sealed)
+            {
+                return Err(KeyCheckError::UnknownKey {
+                    what,
+                    found,
+                    current: vault.current_key_id().to_owned(),
+                });
+            }
+        }
+        if let Some(row) = sample.first() {
+            let context = context_of(column, row.project_id, row.id, row.key.as_deref());
+            vault
+                .open(&row.sealed, &context)
+                .map_err(|e| KeyCheckError::Unopenable {
+                    what,
+                    id: row.id,
+                    reason: e.to_string(),
+                })?;
+        }
+    }
+    Ok(())
+}
+
+const ALL_COLUMNS: [SealedColumn; 6] = [
+    SealedColumn::CredentialSecrets,
+    SealedColumn::IntegrationClientSecret,
+    SealedColumn::ProjectEnv,
+    SealedColumn::UserSecrets,
+    SealedColumn::WebhookSecret,
+    SealedColumn::WebhookPreviousSecret,
+];
+
+fn column_name(column: SealedColumn) -> &'static str {
+    match column {
+        SealedColumn::CredentialSecrets => "credentials",
+        SealedColumn::IntegrationClientSecret => "OAuth client secrets",
+        SealedColumn::ProjectEnv => "project environments",
+        SealedColumn::UserSecrets => "users' secret metadata",
+        SealedColumn::WebhookSecret | SealedColumn::WebhookPreviousSecret => {
+            "webhook signing secrets"
+        }
+    }
+}
+
 fn context_of(column: SealedColumn, project: ProjectId, id: Uuid, key: Option<&str>) -> Vec<u8> {
     match column {
         SealedColumn::CredentialSecrets => credential_context(project, id),

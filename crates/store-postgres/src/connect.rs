@@ -1,7 +1,7 @@
 //! Connect attempts, connect links and sealed-value listing for key rotation, on PostgreSQL.
 
 use plugboard_core::{
-    ConnectLink, ConnectSession, ConnectSessionStatus, ProjectId, SealedColumn, SealedRow,
+    ConnectLink, ConnectReport, ConnectSession, ConnectSessionStatus, ProjectId, SealedColumn, SealedRow,
     UnixMillis, UserId,
 };
 use plugboard_store::{ConnectOutcome, StoreError, StoreResult};
@@ -17,8 +17,16 @@ macro_rules! session_columns {
     () => {
         "s.id, s.project_id, u.user_id, s.integration_id, s.client_session_id, \
          s.secrets_sealed, s.origin, s.options, s.status, s.credential_id, s.error_code, \
-         s.error_message, s.created_at, s.expires_at, s.consumed_at"
+         s.error_message, s.created_at, s.expires_at, s.consumed_at, s.finished_at, s.reported_by"
     };
+}
+
+fn report_col(row: &PgRow) -> StoreResult<Option<ConnectReport>> {
+    let raw: Option<String> = row.try_get("reported_by").map_err(db_err)?;
+    raw.map(|r| {
+        ConnectReport::parse(&r).ok_or_else(|| corrupt(format!("unknown report channel `{r}`")))
+    })
+    .transpose()
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -46,6 +54,8 @@ fn session_from_row(row: &PgRow) -> StoreResult<ConnectSession> {
         created_at: row.try_get("created_at").map_err(db_err)?,
         expires_at: row.try_get("expires_at").map_err(db_err)?,
         consumed_at: row.try_get("consumed_at").map_err(db_err)?,
+        finished_at: row.try_get("finished_at").map_err(db_err)?,
+        reported_by: report_col(row)?,
     })
 }
 
@@ -106,6 +116,7 @@ pub(crate) async fn finish_session(
     pool: &PgPool,
     id: Uuid,
     outcome: &ConnectOutcome,
+    at: UnixMillis,
 ) -> StoreResult<()> {
     let (credential, code, message) = match outcome {
         ConnectOutcome::Succeeded { credential_id } => (Some(*credential_id), None, None),
@@ -115,12 +126,13 @@ pub(crate) async fn finish_session(
     };
     let done = sqlx::query(
         "UPDATE connect_sessions SET status = $1, credential_id = $2, error_code = $3, \
-         error_message = $4 WHERE id = $5",
+         error_message = $4, finished_at = $5 WHERE id = $6",
     )
     .bind(outcome.status().as_str())
     .bind(credential)
     .bind(code)
     .bind(message)
+    .bind(at)
     .bind(id)
     .execute(pool)
     .await
@@ -129,6 +141,25 @@ pub(crate) async fn finish_session(
         return Err(StoreError::NotFound);
     }
     Ok(())
+}
+
+pub(crate) async fn claim_report(
+    pool: &PgPool,
+    id: Uuid,
+    credential: Uuid,
+    via: ConnectReport,
+) -> StoreResult<Option<ConnectReport>> {
+    let row = sqlx::query(
+        "UPDATE connect_sessions SET reported_by = COALESCE(reported_by, $1) \
+         WHERE id = $2 AND credential_id = $3 AND status = 'SUCCEEDED' RETURNING reported_by",
+    )
+    .bind(via.as_str())
+    .bind(id)
+    .bind(credential)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_err)?;
+    row.as_ref().map(report_col).transpose().map(Option::flatten)
 }
 
 pub(crate) async fn find_session(
@@ -189,13 +220,14 @@ pub(crate) async fn purge_expired(pool: &PgPool, before: UnixMillis) -> StoreRes
 pub(crate) async fn insert_link(pool: &PgPool, link: &ConnectLink) -> StoreResult<()> {
     let inserted = sqlx::query(
         "INSERT INTO connect_links (token_hash, project_id, user_seq, integration_id, \
-         return_url, created_at, expires_at, used_at) \
-         SELECT $1, u.project_id, u.seq, i.id, $2, $3, $4, $5 \
+         return_url, inputs, created_at, expires_at, used_at) \
+         SELECT $1, u.project_id, u.seq, i.id, $2, $3, $4, $5, $6 \
          FROM users u JOIN project_integrations i ON i.project_id = u.project_id \
-         WHERE u.project_id = $6 AND u.user_id = $7 AND i.id = $8",
+         WHERE u.project_id = $7 AND u.user_id = $8 AND i.id = $9",
     )
     .bind(&link.token_hash)
     .bind(link.return_url.as_deref())
+    .bind(inputs_json(link)?)
     .bind(link.created_at)
     .bind(link.expires_at)
     .bind(link.used_at)
@@ -211,36 +243,71 @@ pub(crate) async fn insert_link(pool: &PgPool, link: &ConnectLink) -> StoreResul
     Ok(())
 }
 
-pub(crate) async fn consume_link(
-    pool: &PgPool,
-    token_hash: &str,
-    now: UnixMillis,
-) -> StoreResult<Option<ConnectLink>> {
-    let row = sqlx::query(
-        "WITH taken AS (UPDATE connect_links SET used_at = $2 \
-         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING *) \
-         SELECT l.token_hash, l.project_id, u.user_id, l.integration_id, l.return_url, \
-         l.created_at, l.expires_at, l.used_at FROM taken l JOIN users u ON u.seq = l.user_seq",
-    )
-    .bind(token_hash)
-    .bind(now)
-    .fetch_optional(pool)
-    .await
-    .map_err(db_err)?;
-    let Some(row) = row else {
-        return Ok(None);
+/// A link's columns; `u` is the joined `users` row that owns it.
+macro_rules! link_columns {
+    () => {
+        "l.token_hash, l.project_id, u.user_id, l.integration_id, l.return_url, l.inputs, \
+         l.created_at, l.expires_at, l.used_at"
     };
+}
+
+fn inputs_json(link: &ConnectLink) -> StoreResult<String> {
+    serde_json::to_string(&link.inputs).map_err(corrupt)
+}
+
+fn link_from_row(row: &PgRow) -> StoreResult<ConnectLink> {
     let user: String = row.try_get("user_id").map_err(db_err)?;
-    Ok(Some(ConnectLink {
+    let inputs: String = row.try_get("inputs").map_err(db_err)?;
+    Ok(ConnectLink {
         token_hash: row.try_get("token_hash").map_err(db_err)?,
         project_id: ProjectId::from_uuid(row.try_get("project_id").map_err(db_err)?),
         user_id: UserId::parse(&user).map_err(corrupt)?,
         integration_id: row.try_get("integration_id").map_err(db_err)?,
         return_url: row.try_get("return_url").map_err(db_err)?,
+        inputs: serde_json::from_str(&inputs).map_err(corrupt)?,
         created_at: row.try_get("created_at").map_err(db_err)?,
         expires_at: row.try_get("expires_at").map_err(db_err)?,
         used_at: row.try_get("used_at").map_err(db_err)?,
-    }))
+    })
+}
+
+pub(crate) async fn find_link(
+    pool: &PgPool,
+    token_hash: &str,
+    now: UnixMillis,
+) -> StoreResult<Option<ConnectLink>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        link_columns!(),
+        " FROM connect_links l JOIN users u ON u.seq = l.user_seq \
+         WHERE l.token_hash = $1 AND l.used_at IS NULL AND l.expires_at > $2"
+    ))
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_err)?;
+    row.as_ref().map(link_from_row).transpose()
+}
+
+pub(crate) async fn consume_link(
+    pool: &PgPool,
+    token_hash: &str,
+    now: UnixMillis,
+) -> StoreResult<Option<ConnectLink>> {
+    let row = sqlx::query(concat!(
+        "WITH taken AS (UPDATE connect_links SET used_at = $2 \
+         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING *) \
+         SELECT ",
+        link_columns!(),
+        " FROM taken l JOIN users u ON u.seq = l.user_seq"
+    ))
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_err)?;
+    row.as_ref().map(link_from_row).transpose()
 }
 
 pub(crate) async fn list_sealed(

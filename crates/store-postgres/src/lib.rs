@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use plugboard_core::{
-    AttemptRecord, AuditEntry, AuditFilter, ClaimedDelivery, ConnectLink, ConnectSession,
+    AttemptRecord, AuditEntry, AuditFilter, ClaimedDelivery, ConnectLink, ConnectReport, ConnectSession,
     ConnectedUser, Credential, CredentialConfiguration, CredentialStatus,
     CredentialWithConfigurations, DashboardSession, DeliveryAttempt, ErasedCounts, EventFilter,
     Execution, ExecutionFilter, ExecutionUpdate, IntegrationKey, IntegrationUsage, Metadata,
@@ -680,8 +680,22 @@ impl Store for PostgresStore {
         connect::consume_session(&self.pool, id, now).await
     }
 
-    async fn finish_connect_session(&self, id: Uuid, outcome: &ConnectOutcome) -> StoreResult<()> {
-        connect::finish_session(&self.pool, id, outcome).await
+    async fn finish_connect_session(
+        &self,
+        id: Uuid,
+        outcome: &ConnectOutcome,
+        at: UnixMillis,
+    ) -> StoreResult<()> {
+        connect::finish_session(&self.pool, id, outcome, at).await
+    }
+
+    async fn claim_connect_report(
+        &self,
+        id: Uuid,
+        credential: Uuid,
+        via: ConnectReport,
+    ) -> StoreResult<Option<ConnectReport>> {
+        connect::claim_report(&self.pool, id, credential, via).await
     }
 
     async fn find_connect_session(
@@ -708,6 +722,14 @@ impl Store for PostgresStore {
 
     async fn insert_connect_link(&self, link: &ConnectLink) -> StoreResult<()> {
         connect::insert_link(&self.pool, link).await
+    }
+
+    async fn find_connect_link(
+        &self,
+        token_hash: &str,
+        now: UnixMillis,
+    ) -> StoreResult<Option<ConnectLink>> {
+        connect::find_link(&self.pool, token_hash, now).await
     }
 
     async fn consume_connect_link(

@@ -1,7 +1,7 @@
 //! Connect attempts, connect links and sealed-value listing for key rotation, on SQLite.
 
 use plugboard_core::{
-    ConnectLink, ConnectSession, ConnectSessionStatus, ProjectId, SealedColumn, SealedRow,
+    ConnectLink, ConnectReport, ConnectSession, ConnectSessionStatus, ProjectId, SealedColumn, SealedRow,
     UnixMillis, UserId,
 };
 use plugboard_store::{ConnectOutcome, StoreError, StoreResult};
@@ -17,8 +17,16 @@ macro_rules! session_columns {
     () => {
         "s.id, s.project_id, u.user_id, s.integration_id, s.client_session_id, \
          s.secrets_sealed, s.origin, s.options, s.status, s.credential_id, s.error_code, \
-         s.error_message, s.created_at, s.expires_at, s.consumed_at"
+         s.error_message, s.created_at, s.expires_at, s.consumed_at, s.finished_at, s.reported_by"
     };
+}
+
+fn report_col(row: &SqliteRow) -> StoreResult<Option<ConnectReport>> {
+    let raw: Option<String> = row.try_get("reported_by").map_err(db_err)?;
+    raw.map(|r| {
+        ConnectReport::parse(&r).ok_or_else(|| corrupt(format!("unknown report channel `{r}`")))
+    })
+    .transpose()
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -51,6 +59,8 @@ fn session_from_row(row: &SqliteRow) -> StoreResult<ConnectSession> {
         created_at: row.try_get("created_at").map_err(db_err)?,
         expires_at: row.try_get("expires_at").map_err(db_err)?,
         consumed_at: row.try_get("consumed_at").map_err(db_err)?,
+        finished_at: row.try_get("finished_at").map_err(db_err)?,
+        reported_by: report_col(row)?,
     })
 }
 
@@ -123,6 +133,7 @@ pub(crate) async fn finish_session(
     pool: &SqlitePool,
     id: Uuid,
     outcome: &ConnectOutcome,
+    at: UnixMillis,
 ) -> StoreResult<()> {
     let (credential, code, message) = match outcome {
         ConnectOutcome::Succeeded { credential_id } => {
@@ -134,12 +145,13 @@ pub(crate) async fn finish_session(
     };
     let done = sqlx::query(
         "UPDATE connect_sessions SET status = ?, credential_id = ?, error_code = ?, \
-         error_message = ? WHERE id = ?",
+         error_message = ?, finished_at = ? WHERE id = ?",
     )
     .bind(outcome.status().as_str())
     .bind(credential)
     .bind(code)
     .bind(message)
+    .bind(at)
     .bind(id.to_string())
     .execute(pool)
     .await
@@ -148,6 +160,25 @@ pub(crate) async fn finish_session(
         return Err(StoreError::NotFound);
     }
     Ok(())
+}
+
+pub(crate) async fn claim_report(
+    pool: &SqlitePool,
+    id: Uuid,
+    credential: Uuid,
+    via: ConnectReport,
+) -> StoreResult<Option<ConnectReport>> {
+    let row = sqlx::query(
+        "UPDATE connect_sessions SET reported_by = COALESCE(reported_by, ?) \
+         WHERE id = ? AND credential_id = ? AND status = 'SUCCEEDED' RETURNING reported_by",
+    )
+    .bind(via.as_str())
+    .bind(id.to_string())
+    .bind(credential.to_string())
+    .fetch_optional(pool)
+    .await
+    .map_err(db_err)?;
+    row.as_ref().map(report_col).transpose().map(Option::flatten)
 }
 
 pub(crate) async fn find_session(
@@ -208,13 +239,14 @@ pub(crate) async fn purge_expired(pool: &SqlitePool, before: UnixMillis) -> Stor
 pub(crate) async fn insert_link(pool: &SqlitePool, link: &ConnectLink) -> StoreResult<()> {
     let inserted = sqlx::query(
         "INSERT INTO connect_links (token_hash, project_id, user_seq, integration_id, \
-         return_url, created_at, expires_at, used_at) \
-         SELECT ?, u.project_id, u.seq, i.id, ?, ?, ?, ? \
+         return_url, inputs, created_at, expires_at, used_at) \
+         SELECT ?, u.project_id, u.seq, i.id, ?, ?, ?, ?, ? \
          FROM users u JOIN project_integrations i ON i.project_id = u.project_id \
          WHERE u.project_id = ? AND u.user_id = ? AND i.id = ?",
     )
     .bind(&link.token_hash)
     .bind(link.return_url.as_deref())
+    .bind(inputs_json(link)?)
     .bind(link.created_at)
     .bind(link.expires_at)
     .bind(link.used_at)
@@ -230,6 +262,54 @@ pub(crate) async fn insert_link(pool: &SqlitePool, link: &ConnectLink) -> StoreR
     Ok(())
 }
 
+/// A link's columns; `u` is the joined `users` row that owns it.
+macro_rules! link_columns {
+    () => {
+        "l.token_hash, l.project_id, u.user_id, l.integration_id, l.return_url, l.inputs, \
+         l.created_at, l.expires_at, l.used_at"
+    };
+}
+
+fn inputs_json(link: &ConnectLink) -> StoreResult<String> {
+    serde_json::to_string(&link.inputs).map_err(corrupt)
+}
+
+fn link_from_row(row: &SqliteRow) -> StoreResult<ConnectLink> {
+    let project: String = row.try_get("project_id").map_err(db_err)?;
+    let user: String = row.try_get("user_id").map_err(db_err)?;
+    let inputs: String = row.try_get("inputs").map_err(db_err)?;
+    Ok(ConnectLink {
+        token_hash: row.try_get("token_hash").map_err(db_err)?,
+        project_id: ProjectId::parse(&project).map_err(corrupt)?,
+        user_id: UserId::parse(&user).map_err(corrupt)?,
+        integration_id: uuid_col(row, "integration_id")?,
+        return_url: row.try_get("return_url").map_err(db_err)?,
+        inputs: serde_json::from_str(&inputs).map_err(corrupt)?,
+        created_at: row.try_get("created_at").map_err(db_err)?,
+        expires_at: row.try_get("expires_at").map_err(db_err)?,
+        used_at: row.try_get("used_at").map_err(db_err)?,
+    })
+}
+
+pub(crate) async fn find_link(
+    pool: &SqlitePool,
+    token_hash: &str,
+    now: UnixMillis,
+) -> StoreResult<Option<ConnectLink>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        link_columns!(),
+        " FROM connect_links l JOIN users u ON u.seq = l.user_seq \
+         WHERE l.token_hash = ? AND l.used_at IS NULL AND l.expires_at > ?"
+    ))
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_err)?;
+    row.as_ref().map(link_from_row).transpose()
+}
+
 pub(crate) async fn consume_link(
     pool: &SqlitePool,
     token_hash: &str,
@@ -238,8 +318,8 @@ pub(crate) async fn consume_link(
     let row = sqlx::query(
         "UPDATE connect_links SET used_at = ? \
          WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? \
-         RETURNING token_hash, project_id, user_seq, integration_id, return_url, created_at, \
-         expires_at, used_at, (SELECT user_id FROM users WHERE seq = user_seq) AS user_id",
+         RETURNING token_hash, project_id, user_seq, integration_id, return_url, inputs, \
+         created_at, expires_at, used_at, (SELECT user_id FROM users WHERE seq = user_seq) AS user_id",
     )
     .bind(now)
     .bind(token_hash)
@@ -247,21 +327,7 @@ pub(crate) async fn consume_link(
     .fetch_optional(pool)
     .await
     .map_err(db_err)?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let project: String = row.try_get("project_id").map_err(db_err)?;
-    let user: String = row.try_get("user_id").map_err(db_err)?;
-    Ok(Some(ConnectLink {
-        token_hash: row.try_get("token_hash").map_err(db_err)?,
-        project_id: ProjectId::parse(&project).map_err(corrupt)?,
-        user_id: UserId::parse(&user).map_err(corrupt)?,
-        integration_id: uuid_col(&row, "integration_id")?,
-        return_url: row.try_get("return_url").map_err(db_err)?,
-        created_at: row.try_get("created_at").map_err(db_err)?,
-        expires_at: row.try_get("expires_at").map_err(db_err)?,
-        used_at: row.try_get("used_at").map_err(db_err)?,
-    }))
+    row.as_ref().map(link_from_row).transpose()
 }
 
 pub(crate) async fn list_sealed(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use plugboard_core::user::search_fold;
 use plugboard_core::{
-    AttemptRecord, AuditEntry, AuditFilter, ClaimedDelivery, ConnectLink, ConnectSession,
+    AttemptRecord, AuditEntry, AuditFilter, ClaimedDelivery, ConnectLink, ConnectReport, ConnectSession,
     ConnectedUser, Credential, CredentialConfiguration, CredentialStatus,
     CredentialWithConfigurations, DashboardSession, DeliveryAttempt, ErasedCounts, EventFilter,
     Execution, ExecutionFilter, ExecutionUpdate, IntegrationKey, IntegrationUsage, Metadata,
@@ -874,8 +874,22 @@ impl Store for SqliteStore {
         connect::consume_session(&self.writer, id, now).await
     }
 
-    async fn finish_connect_session(&self, id: Uuid, outcome: &ConnectOutcome) -> StoreResult<()> {
-        connect::finish_session(&self.writer, id, outcome).await
+    async fn finish_connect_session(
+        &self,
+        id: Uuid,
+        outcome: &ConnectOutcome,
+        at: UnixMillis,
+    ) -> StoreResult<()> {
+        connect::finish_session(&self.writer, id, outcome, at).await
+    }
+
+    async fn claim_connect_report(
+        &self,
+        id: Uuid,
+        credential: Uuid,
+        via: ConnectReport,
+    ) -> StoreResult<Option<ConnectReport>> {
+        connect::claim_report(&self.writer, id, credential, via).await
     }
 
     async fn find_connect_session(
@@ -902,6 +916,14 @@ impl Store for SqliteStore {
 
     async fn insert_connect_link(&self, link: &ConnectLink) -> StoreResult<()> {
         connect::insert_link(&self.writer, link).await
+    }
+
+    async fn find_connect_link(
+        &self,
+        token_hash: &str,
+        now: UnixMillis,
+    ) -> StoreResult<Option<ConnectLink>> {
+        connect::find_link(&self.writer, token_hash, now).await
     }
 
     async fn consume_connect_link(

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use plugboard_core::{
-    AttemptRecord, AuditEntry, AuditFilter, ConnectLink, ConnectSession, ConnectSessionStatus,
+    AttemptRecord, AuditEntry, AuditFilter, ConnectLink, ConnectReport, ConnectSession, ConnectSessionStatus,
     Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations,
     DashboardPrincipal, DashboardSession, DeliveryAttempt, DeliveryNext, DeliveryStatus,
     EventFilter, Execution, ExecutionFilter, ExecutionStatus, ExecutionUpdate, IntegrationKey,
@@ -1649,6 +1649,8 @@ fn session(
         created_at: at,
         expires_at: at + 600_000,
         consumed_at: None,
+finished_at: None,
+reported_by: None,
     }
 }
 
@@ -1676,6 +1678,8 @@ pub async fn connect_sessions_are_single_use_and_expire(store: Arc<dyn Store>) {
     assert_eq!(
         ConnectSession {
             consumed_at: None,
+finished_at: None,
+reported_by: None,
             ..taken
         },
         s
@@ -1748,6 +1752,7 @@ pub async fn connect_session_outcomes_are_found_by_client_id(store: Arc<dyn Stor
             &ConnectOutcome::Succeeded {
                 credential_id: credential,
             },
+            T0 + 5,
         )
         .await
         .unwrap();
@@ -1758,6 +1763,31 @@ pub async fn connect_session_outcomes_are_found_by_client_id(store: Arc<dyn Stor
         .unwrap();
     assert_eq!(found.status, ConnectSessionStatus::Succeeded);
     assert_eq!(found.credential_id, Some(credential));
+    assert_eq!(found.finished_at, Some(T0 + 5));
+    assert_eq!(found.reported_by, None);
+    // The first channel to report the attempt keeps it; only its own credential claims.
+    assert_eq!(
+        store
+            .claim_connect_report(second.id, Uuid::new_v4(), ConnectReport::Poll)
+            .await
+            .unwrap(),
+        None
+    );
+    for via in [ConnectReport::Message, ConnectReport::Poll] {
+        assert_eq!(
+            store
+                .claim_connect_report(second.id, credential, via)
+                .await
+                .unwrap(),
+            Some(ConnectReport::Message)
+        );
+    }
+    let found = store
+        .find_connect_session(project, &user, "sid")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.reported_by, Some(ConnectReport::Message));
     store
         .finish_connect_session(
             first.id,
@@ -1765,6 +1795,7 @@ pub async fn connect_session_outcomes_are_found_by_client_id(store: Arc<dyn Stor
                 code: "access_denied".into(),
                 message: "no".into(),
             },
+            T0 + 6,
         )
         .await
         .unwrap();
@@ -1774,7 +1805,8 @@ pub async fn connect_session_outcomes_are_found_by_client_id(store: Arc<dyn Stor
                 Uuid::new_v4(),
                 &ConnectOutcome::Succeeded {
                     credential_id: credential
-                }
+                },
+                T0 + 7,
             )
             .await,
         Err(StoreError::NotFound)
@@ -1841,6 +1873,7 @@ pub async fn connect_links_are_single_use(store: Arc<dyn Store>) {
         user_id: user.clone(),
         integration_id: slack.id,
         return_url: Some("https://app.example/done".into()),
+        inputs: [("subdomain".to_owned(), "acme".to_owned())].into(),
         created_at: T0,
         expires_at: T0 + 1000,
         used_at: None,
@@ -1853,6 +1886,17 @@ pub async fn connect_links_are_single_use(store: Arc<dyn Store>) {
     store.insert_connect_link(&link).await.unwrap();
     assert_eq!(
         store.consume_connect_link("hash-2", T0).await.unwrap(),
+        None
+    );
+    // Looking a link up spends nothing, however often.
+    for _ in 0..2 {
+        assert_eq!(
+            store.find_connect_link("hash-1", T0).await.unwrap(),
+            Some(link.clone())
+        );
+    }
+    assert_eq!(
+        store.find_connect_link("hash-1", T0 + 1000).await.unwrap(),
         None
     );
     let used = store
@@ -1869,6 +1913,10 @@ pub async fn connect_links_are_single_use(store: Arc<dyn Store>) {
     );
     assert_eq!(
         store.consume_connect_link("hash-1", T0 + 2).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_connect_link("hash-1", T0 + 2).await.unwrap(),
         None
     );
     let expiring = ConnectLink {

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use plugboard_core::{
-    AttemptRecord, AuditEntry, AuditFilter, ClaimedDelivery, ConnectLink, ConnectSession,
+    AttemptRecord, AuditEntry, AuditFilter, ClaimedDelivery, ConnectLink, ConnectReport, ConnectSession,
     ConnectSessionStatus, ConnectedUser, Credential, CredentialConfiguration, CredentialStatus,
     CredentialWithConfigurations, DashboardSession, DeliveryAttempt, ErasedCounts, EventFilter,
     Execution, ExecutionFilter, ExecutionUpdate, IntegrationKey, IntegrationUsage, Metadata,
@@ -287,7 +287,21 @@ pub trait Store: Send + Sync + 'static {
         now: UnixMillis,
     ) -> StoreResult<Option<ConnectSession>>;
     /// Records how an attempt ended.
-    async fn finish_connect_session(&self, id: Uuid, outcome: &ConnectOutcome) -> StoreResult<()>;
+    async fn finish_connect_session(
+        &self,
+        id: Uuid,
+        outcome: &ConnectOutcome,
+        at: UnixMillis,
+    ) -> StoreResult<()>;
+    /// Records that the SDK learnt of the succeeded attempt `id` (whose credential is
+    /// `credential`) through `via`, unless it already had another way; returns the way
+    /// that holds. `None` when no such succeeded attempt exists.
+    async fn claim_connect_report(
+        &self,
+        id: Uuid,
+        credential: Uuid,
+        via: ConnectReport,
+    ) -> StoreResult<Option<ConnectReport>>;
     /// The user's newest attempt with this SDK session id.
     async fn find_connect_session(
         &self,
@@ -308,6 +322,12 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a one-time connect link. `NotFound` when its user or integration does not
     /// exist in its project.
     async fn insert_connect_link(&self, link: &ConnectLink) -> StoreResult<()>;
+    /// The link, if it exists, is unused and has not expired; changes nothing.
+    async fn find_connect_link(
+        &self,
+        token_hash: &str,
+        now: UnixMillis,
+    ) -> StoreResult<Option<ConnectLink>>;
     /// Marks the link used and returns it, if it exists, is unused and has not expired.
     async fn consume_connect_link(
         &self,

@@ -12,12 +12,18 @@ pub enum WebhookError {
     #[error("endpoint URL is longer than {max} characters")]
     UrlTooLong { max: usize },
     /// Plain http is only for loopback hosts in development.
-    #[error("endpoint URL must use https")]
+    #[error(
+        "endpoint URL must use https (plain http only reaches loopback hosts, with the \
+         setting `webhooks.allow_loopback` on, as `plugboard dev` has it)"
+    )]
     InsecureScheme,
     #[error("endpoint URL must not contain a user name or password")]
     UserInfo,
     /// A private, link-local, loopback or otherwise non-public IP address or host.
-    #[error("endpoint host {0} is not a public address")]
+    #[error(
+        "endpoint host {0} is not a public address (loopback hosts need the setting \
+         `webhooks.allow_loopback`, for development)"
+    )]
     ForbiddenHost(String),
     /// The HTTP client could not be built (TLS setup).
     #[error("cannot build the HTTP client: {0}")]

@@ -5,6 +5,7 @@
 use plugboard_sandbox::SandboxConfig;
 use reqwest::Method;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::common::provider::{self, FakeProvider, no_redirects};
 use crate::common::*;
@@ -30,6 +31,79 @@ async fn connected_app(backend: Backend) -> (TestApp, Project, FakeProvider, Str
         .credential_id
         .expect("the poll names the new credential");
     (app, p, provider, credential)
+}
+
+async fn create_link(app: &TestApp, p: &Project, body: Value) -> String {
+    let created = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/projects/{}/users/u1/connect-links", p.id),
+            Some(&p.secret_key),
+            Some(&body),
+        )
+        .await;
+    created.assert_status(201);
+    created.body["url"].as_str().unwrap().to_owned()
+}
+
+/// The form token a connect link's page carries.
+fn hidden_form_token(html: &str) -> String {
+    let marker = "name=\"formToken\" value=\"";
+    let start = html.find(marker).expect("the page has a form token") + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Presses Connect on a link's page, as the browser sends it (same origin); returns
+/// where it redirects: the provider's authorization URL.
+async fn confirm_link(app: &TestApp, link: &str, form_token: &str, inputs: &[(&str, &str)]) -> String {
+    let mut form = vec![("formToken", form_token)];
+    form.extend_from_slice(inputs);
+    let origin = app.url("").trim_end_matches('/').to_owned();
+    let confirmed = answer(
+        no_redirects()
+            .post(link)
+            .header("origin", origin)
+            .header("sec-fetch-site", "same-origin")
+            .form(&form),
+    )
+    .await;
+    assert_eq!(confirmed.status.as_u16(), 303, "{}", confirmed.text);
+    confirmed.header("location").unwrap().to_owned()
+}
+
+/// The auto-approving provider's consent, then Plugboard's callback: where it lands.
+async fn finish_at_provider(authorize: &str) -> String {
+    let client = no_redirects();
+    let back = client.get(authorize).send().await.unwrap();
+    let callback = back.headers()["location"].to_str().unwrap().to_owned();
+    let done = client.get(&callback).send().await.unwrap();
+    match done.headers().get("location") {
+        Some(landed) => landed.to_str().unwrap().to_owned(),
+        None => {
+            assert_eq!(done.status(), 200);
+            callback
+        }
+    }
+}
+
+/// The message the OAuth callback page posts to its opener.
+fn posted_message(html: &str) -> Value {
+    let start = html.find("postMessage(").expect("the page posts a message") + "postMessage(".len();
+    let end = html[start..].find(",\"http://app.example\")").expect("to the SDK's origin");
+    serde_json::from_str(&html[start..start + end]).unwrap()
+}
+
+/// A provider whose every URL depends on a user input, as Zendesk's `{subdomain}`.
+fn desk_definition(provider: &FakeProvider) -> Value {
+    let mut definition = provider.oauth_definition();
+    definition["name"] = json!("Fake Desk");
+    definition["user_inputs"] = json!([{
+        "key": "subdomain", "label": "Desk subdomain", "pattern": "[a-z0-9][a-z0-9-]*",
+        "help": "The part before .desk.example in your address."
+    }]);
+    definition["auth"]["authorization_url"] =
+        json!(format!("{}/oauth/authorize?tenant={{subdomain}}", provider.base));
+    definition
 }
 
 backend_tests! {
@@ -377,35 +451,106 @@ backend_tests! {
             .assert_error(404, "user_not_found");
     }
 
-    async fn connect_links_work_once(backend) {
+    async fn a_connection_is_reported_to_the_sdk_one_way_only(backend) {
+        // SDK 2.4.0 fires onIntegrationInstall for the callback page's message and again
+        // for its polling; the polls wait for the message (a long wait here).
+        let mut config = test_config();
+        config.connect.message_grace_ms = 600_000;
+        let app = TestApp::spawn_with(backend, config).await;
+        let p = app.create_project().await;
+        let provider = FakeProvider::start().await;
+        provider.configure(&app, &p, "crm", provider.oauth_definition()).await;
+        let done = app.connect_oauth(&p, "u1", "custom.crm", SID, json!({}), "Ada").await;
+        done.callback.assert_status(200);
+        assert_eq!(done.credential_id, None, "the poll leaves the report to the page's message");
+        let message = posted_message(&done.callback.text);
+        let credential = message["credential"]["payload"]["connectCredentialId"].as_str().unwrap().to_owned();
+        // The SDK confirms the message with its payload, as is.
+        let token = p.token("u1");
+        let confirmed = app
+            .send(
+                Method::POST,
+                &format!("/projects/{}/sdk/credentials", p.id),
+                Some(&token),
+                Some(&json!({"integrationId": message["credential"]["integrationId"], "config": {},
+                             "payload": message["credential"]["payload"], "installOptions": {}})),
+            )
+            .await;
+        confirmed.assert_status(200);
+        assert_eq!(confirmed.body["id"], credential.as_str());
+        // Polling now ends without naming the credential (the SDK would report it again):
+        // the id it gets is in no state, and fetching it answers 204.
+        let receipt = app.poll_session(&p, &token, SID).await;
+        assert_eq!(receipt["connectCredentialId"], "00000000-0000-0000-0000-000000000000");
+        let fetched = app
+            .send(Method::GET, &format!("/projects/{}/sdk/credentials/00000000-0000-0000-0000-000000000000", p.id), Some(&token), None)
+            .await;
+        fetched.assert_status(204);
+        // Confirming again changes nothing.
+        app.send(
+            Method::POST,
+            &format!("/projects/{}/sdk/credentials", p.id),
+            Some(&token),
+            Some(&json!({"integrationId": message["credential"]["integrationId"], "payload": message["credential"]["payload"]})),
+        )
+        .await
+        .assert_status(200);
+        assert_eq!(app.poll_session(&p, &token, SID).await, receipt);
+
+        // Without a page to post (no origin given), polling reports at once.
+        let built = app
+            .build_oauth(&p, &token, &[("action", "custom.crm"), ("oauthMetaKeyId", "no-page")])
+            .await;
+        built.assert_status(200);
+        let landed = finish_at_provider(built.body["redirectUrl"].as_str().unwrap()).await;
+        assert!(landed.contains("/oauth/callback"), "{landed}");
+        let polled = app.poll_session(&p, &token, "no-page").await;
+        assert!(Uuid::try_parse(polled["connectCredentialId"].as_str().unwrap()).is_ok_and(|id| !id.is_nil()), "{polled}");
+    }
+
+    async fn connect_links_are_spent_only_by_the_users_confirmation(backend) {
         let app = TestApp::spawn(backend).await;
         let p = app.create_project().await;
         let provider = FakeProvider::start().await;
         provider.configure(&app, &p, "crm", provider.oauth_definition()).await;
         app.put_user(&p, "u1", json!({"Email": "u1@example.com"})).await.assert_status(201);
-        let created = app
-            .send(
-                Method::POST,
-                &format!("/api/v1/projects/{}/users/u1/connect-links", p.id),
-                Some(&p.secret_key),
-                Some(&json!({"integration": "custom.crm", "returnUrl": "https://app.example/done"})),
-            )
-            .await;
-        created.assert_status(201);
-        let link = created.body["url"].as_str().unwrap().to_owned();
+        let link = create_link(&app, &p, json!({"integration": "custom.crm", "returnUrl": "https://app.example/done"})).await;
         assert!(link.starts_with(&app.url("/connect/")));
         let client = no_redirects();
-        let to_provider = client.get(&link).send().await.unwrap();
-        assert_eq!(to_provider.status(), 303);
-        let authorize = to_provider.headers()["location"].to_str().unwrap().to_owned();
-        let back = client.get(&authorize).send().await.unwrap();
-        let callback = back.headers()["location"].to_str().unwrap().to_owned();
-        let done = client.get(&callback).send().await.unwrap();
-        assert_eq!(done.status(), 303);
-        let landed = done.headers()["location"].to_str().unwrap().to_owned();
+        // A link scanner (or the user) opening the link twice spends nothing.
+        let mut form_token = String::new();
+        for _ in 0..2 {
+            let page = answer(client.get(&link)).await;
+            assert_eq!(page.status.as_u16(), 200, "{}", page.text);
+            assert!(page.header("location").is_none());
+            assert!(page.text.contains("Connect Fake CRM"), "{}", page.text);
+            assert!(page.text.contains("<button type=\"submit\">Connect</button>"));
+            assert!(!page.text.contains("<script"), "the page needs no script");
+            form_token = hidden_form_token(&page.text);
+        }
+        // A confirmation without the page's token, or posted from another site, is
+        // refused and spends nothing.
+        let forged = answer(client.post(&link).form(&[("formToken", "forged")])).await;
+        assert_eq!(forged.status.as_u16(), 403, "{}", forged.text);
+        let cross_site = answer(
+            client.post(&link).header("sec-fetch-site", "cross-site").form(&[("formToken", form_token.as_str())]),
+        )
+        .await;
+        assert_eq!(cross_site.status.as_u16(), 403);
+        let other_origin = answer(
+            client.post(&link).header("origin", "https://evil.example").form(&[("formToken", form_token.as_str())]),
+        )
+        .await;
+        assert_eq!(other_origin.status.as_u16(), 403);
+
+        let authorize = confirm_link(&app, &link, &form_token, &[]).await;
+        assert!(authorize.starts_with(&provider.base), "{authorize}");
+        let landed = finish_at_provider(&authorize).await;
         assert!(landed.starts_with("https://app.example/done?status=connected&credentialId="), "{landed}");
         assert_eq!(app.get_me(&p, &p.token("u1")).await.body["integrations"]["custom.crm"]["enabled"], true);
 
+        let again = answer(client.post(&link).form(&[("formToken", form_token.as_str())])).await;
+        assert_eq!(again.status.as_u16(), 410);
         let reused = answer(client.get(&link)).await;
         assert_eq!(reused.status.as_u16(), 410);
         let unknown = answer(client.get(app.url("/connect/not-a-link"))).await;
@@ -413,6 +558,59 @@ backend_tests! {
         app.send(Method::POST, &format!("/api/v1/projects/{}/users/ghost/connect-links", p.id), Some(&p.secret_key), Some(&json!({"integration": "custom.crm"})))
             .await
             .assert_error(404, "user_not_found");
+    }
+
+    async fn connect_links_take_the_providers_inputs(backend) {
+        let app = TestApp::spawn(backend).await;
+        let p = app.create_project().await;
+        let provider = FakeProvider::start().await;
+        provider.configure(&app, &p, "desk", desk_definition(&provider)).await;
+        app.put_user(&p, "u1", json!({})).await.assert_status(201);
+        let links = format!("/api/v1/projects/{}/users/u1/connect-links", p.id);
+        for (inputs, field) in [
+            (json!({"subdomain": "Not A Subdomain!"}), "inputs.subdomain"),
+            (json!({"subdomain": ""}), "inputs.subdomain"),
+            (json!({"subdomain": "a".repeat(256)}), "inputs.subdomain"),
+            (json!({"tenant": "acme"}), "inputs.tenant"),
+        ] {
+            let refused = app
+                .send(Method::POST, &links, Some(&p.secret_key), Some(&json!({"integration": "custom.desk", "inputs": inputs})))
+                .await;
+            refused.assert_error(422, "invalid_input");
+            assert!(refused.body["message"].as_str().unwrap().contains(field), "{}", refused.body);
+        }
+
+        // Given when the link is created: the page asks for nothing more.
+        let link = create_link(&app, &p, json!({"integration": "custom.desk", "inputs": {"subdomain": "acme"}})).await;
+        let page = answer(no_redirects().get(&link)).await;
+        assert_eq!(page.status.as_u16(), 200);
+        assert!(!page.text.contains("inputs.subdomain"), "{}", page.text);
+        let authorize = confirm_link(&app, &link, &hidden_form_token(&page.text), &[]).await;
+        assert!(authorize.contains("tenant=acme"), "{authorize}");
+        assert!(finish_at_provider(&authorize).await.contains("/oauth/callback"));
+
+        // Typed on the page: a bad value shows the page again, the link still usable.
+        let link = create_link(&app, &p, json!({"integration": "custom.desk"})).await;
+        let client = no_redirects();
+        let page = answer(client.get(&link)).await;
+        assert!(page.text.contains("name=\"inputs.subdomain\""), "{}", page.text);
+        assert!(page.text.contains("Desk subdomain"));
+        let token = hidden_form_token(&page.text);
+        for (typed, reason) in [("<b>no</b>", "must match"), ("", "must not be empty")] {
+            let refused = answer(client.post(&link).form(&[("formToken", token.as_str()), ("inputs.subdomain", typed)])).await;
+            assert_eq!(refused.status.as_u16(), 422, "{}", refused.text);
+            assert!(refused.text.contains("inputs.subdomain"), "{}", refused.text);
+            assert!(refused.text.contains(reason), "{}", refused.text);
+            assert!(!refused.text.contains("<b>no</b>"), "typed text is escaped");
+        }
+        let missing = answer(client.post(&link).form(&[("formToken", token.as_str())])).await;
+        assert_eq!(missing.status.as_u16(), 422);
+        assert!(missing.text.contains("inputs.subdomain (Desk subdomain) is required"), "{}", missing.text);
+        assert_eq!(answer(client.get(&link)).await.status.as_u16(), 200, "still usable");
+        let authorize = confirm_link(&app, &link, &token, &[("inputs.subdomain", "globex")]).await;
+        assert!(authorize.contains("tenant=globex"), "{authorize}");
+        assert!(finish_at_provider(&authorize).await.contains("/oauth/callback"));
+        assert_eq!(answer(client.get(&link)).await.status.as_u16(), 410);
     }
 
     async fn api_key_and_client_credentials_integrations(backend) {

@@ -557,6 +557,18 @@ backend_tests! {
             .assert_error(404, "webhook_endpoint_not_found");
     }
 
+    async fn refused_receivers_name_the_setting_that_allows_loopback(backend) {
+        // The default settings, as `plugboard serve` has them: no loopback receivers.
+        let app = TestApp::spawn(backend).await;
+        let p = app.create_project().await;
+        for url in ["http://127.0.0.1:9/h", "http://localhost:9/h", "https://127.0.0.1/h", "http://example.com/h"] {
+            let refused = call(&app, &p, Method::POST, "webhooks/endpoints", Some(json!({"url": url}))).await;
+            refused.assert_error(422, "invalid_webhook_url");
+            let message = refused.body["message"].as_str().unwrap();
+            assert!(message.contains("webhooks.allow_loopback"), "{url}: {message}");
+        }
+    }
+
     async fn endpoint_rules_and_event_pages(backend) {
         let app = spawn(backend).await;
         let p = app.create_project().await;

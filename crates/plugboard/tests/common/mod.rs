@@ -292,6 +292,12 @@ pub fn test_config() -> Config {
         last_seen_flush_secs: 1,
         // The fake providers of the tests run on loopback over http.
         allow_loopback_providers: true,
+        // Helpers poll once, right after the callback: no wait for the page's message
+        // (tests of that wait set their own).
+        connect: plugboard::config::ConnectConfig {
+            message_grace_ms: 0,
+            ..Default::default()
+        },
         // Tests run workflow executions themselves (`drain`), and call stubs on loopback.
         workflows: plugboard::config::WorkflowsConfig {
             worker: false,

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use plugboard_connect::ProviderSpec;
-use plugboard_connect::catalog::{AccountIdSpec, AuthSpec, TemplateValues};
+use plugboard_connect::catalog::{AccountIdSpec, AuthSpec, TemplateValues, UserInput};
 use plugboard_connect::credentials::CredentialSecrets;
 use plugboard_connect::oauth::{AuthorizationRequest, OAuthApp, Pkce, TokenSet};
 use plugboard_core::{
-    ConnectLink, ConnectSession, ConnectSessionStatus, CredentialWithConfigurations, ProjectId,
+    ConnectLink, ConnectReport, ConnectSession, ConnectSessionStatus, CredentialWithConfigurations, ProjectId,
     UnixMillis, UserId, now_millis,
 };
 use plugboard_store::ConnectOutcome;
@@ -28,6 +28,9 @@ use crate::integrations::ConfiguredIntegration;
 
 /// Longest SDK session id accepted (the SDK sends up to 13 base-36 characters).
 const MAX_CLIENT_SESSION_ID: usize = 64;
+
+/// Longest value of one provider user input (a subdomain, a shop name) on a connect link.
+pub const MAX_INPUT_CHARS: usize = 255;
 
 /// A request to start connecting an account.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +55,8 @@ pub enum SessionState {
     Connected {
         credential_id: Uuid,
     },
+    /// Connected, and the SDK already learnt it from the callback page's message.
+    AlreadyReported,
     Failed {
         code: String,
         message: String,
@@ -195,6 +200,8 @@ impl ConnectService {
             created_at: now,
             expires_at: now + self.settings.session_ttl.as_millis() as UnixMillis,
             consumed_at: None,
+finished_at: None,
+reported_by: None,
         };
         Ok((session, verifier))
     }
@@ -242,7 +249,7 @@ impl ConnectService {
         };
         if let Err(e) = self
             .store
-            .finish_connect_session(session.id, &outcome)
+            .finish_connect_session(session.id, &outcome, now_millis())
             .await
         {
             tracing::error!(session = %session.id, error = %e, "could not record the connect outcome");
@@ -322,7 +329,11 @@ impl ConnectService {
             .await
     }
 
-    /// The outcome of the user's attempt with this SDK session id.
+    /// The outcome of the user's attempt with this SDK session id, as the SDK's polling
+    /// learns it. A success is reported by one channel only (the SDK 2.4.0 fires
+    /// `onIntegrationInstall` for each): when the callback page posted its message, the
+    /// poll waits up to `message_grace` for the SDK to confirm it, and after a
+    /// confirmation answers [`SessionState::AlreadyReported`].
     pub async fn session_state(
         &self,
         project: ProjectId,
@@ -333,23 +344,54 @@ impl ConnectService {
             .store
             .find_connect_session(project, user, client_session_id)
             .await?;
-        Ok(match found {
-            Some(ConnectSession {
-                status: ConnectSessionStatus::Succeeded,
-                credential_id: Some(credential_id),
-                ..
-            }) => SessionState::Connected { credential_id },
-            Some(ConnectSession {
-                status: ConnectSessionStatus::Failed,
-                error_code,
-                error_message,
-                ..
-            }) => SessionState::Failed {
-                code: error_code.unwrap_or_default(),
-                message: error_message.unwrap_or_default(),
-            },
-            _ => SessionState::Pending,
+        let Some(session) = found else {
+            return Ok(SessionState::Pending);
+        };
+        match (session.status, session.credential_id) {
+            (ConnectSessionStatus::Succeeded, Some(credential_id)) => {
+                self.report_by_poll(&session, credential_id).await
+            }
+            (ConnectSessionStatus::Failed, _) => Ok(SessionState::Failed {
+                code: session.error_code.unwrap_or_default(),
+                message: session.error_message.unwrap_or_default(),
+            }),
+            _ => Ok(SessionState::Pending),
+        }
+    }
+
+    async fn report_by_poll(
+        &self,
+        session: &ConnectSession,
+        credential_id: Uuid,
+    ) -> ServiceResult<SessionState> {
+        let message_may_come = session.origin.is_some()
+            && session.reported_by.is_none()
+            && now_millis()
+                < session.finished_at.unwrap_or_default()
+                    + self.settings.message_grace.as_millis() as UnixMillis;
+        if message_may_come {
+            return Ok(SessionState::Pending);
+        }
+        let holds = self
+            .store
+            .claim_connect_report(session.id, credential_id, ConnectReport::Poll)
+            .await?;
+        Ok(match holds {
+            Some(ConnectReport::Message) => SessionState::AlreadyReported,
+            _ => SessionState::Connected { credential_id },
         })
+    }
+
+    /// The SDK confirmed the callback page's message for attempt `session`: polling
+    /// will not report it again.
+    pub(crate) async fn report_by_message(&self, session: Uuid, credential: Uuid) {
+        if let Err(e) = self
+            .store
+            .claim_connect_report(session, credential, ConnectReport::Message)
+            .await
+        {
+            tracing::warn!(%session, error = %e, "could not record how the connect outcome was reported");
+        }
     }
 
     /// Forgets the user's attempts with this SDK session id.
@@ -365,14 +407,16 @@ impl ConnectService {
         Ok(())
     }
 
-    /// Creates a one-time link that connects `integration` for `user`. Returns the URL
-    /// and when it expires.
+    /// Creates a one-time link that connects `integration` for `user`, with the
+    /// provider's user inputs the app already knows (each checked now; the link's page
+    /// asks for the others). Returns the URL and when it expires.
     pub async fn create_link(
         &self,
         project: ProjectId,
         user: &UserId,
         integration: &str,
         return_url: Option<Url>,
+        inputs: BTreeMap<String, String>,
     ) -> ServiceResult<(String, UnixMillis)> {
         let configured = self.resolve(project, integration).await?;
         self.check_entitlement(project, user, integration).await?;
@@ -383,6 +427,7 @@ impl ConnectService {
                 "returnUrl must be an http(s) URL".into(),
             ));
         }
+        check_inputs(&configured.spec, &inputs, false)?;
         let mut token = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut token);
         let token = URL_SAFE_NO_PAD.encode(token);
@@ -393,6 +438,7 @@ impl ConnectService {
             user_id: user.clone(),
             integration_id: configured.integration.id,
             return_url: return_url.map(String::from),
+            inputs,
             created_at: now,
             expires_at: now + self.settings.link_ttl.as_millis() as UnixMillis,
             used_at: None,
@@ -408,12 +454,57 @@ impl ConnectService {
         Ok((format!("{base}/connect/{token}"), link.expires_at))
     }
 
-    /// Uses a connect link: starts the OAuth round trip it stands for and returns the
-    /// provider URL. A link works once.
-    pub async fn open_link(&self, token: &str) -> ServiceResult<Url> {
+    /// What a connect link's page shows. Looking spends nothing: link scanners in mail
+    /// and chat clients open links before the user does.
+    pub async fn link_page(&self, token: &str) -> ServiceResult<LinkPage> {
+        let (link, configured) = self.live_link(token).await?;
+        let missing_inputs = configured
+            .spec
+            .user_inputs
+            .iter()
+            .filter(|input| !link.inputs.contains_key(&input.key))
+            .cloned()
+            .collect();
+        Ok(LinkPage {
+            integration_name: configured.spec.name.clone(),
+            brand_color: configured.spec.brand_color.clone(),
+            missing_inputs,
+            form_token: self.state_key.link_form_token(&link.token_hash),
+        })
+    }
+
+    /// Uses a connect link, on the user's confirmation from its page (`form_token`
+    /// proves the request came from that page; `typed` holds the inputs it asked for):
+    /// starts the OAuth round trip the link stands for and returns the provider URL. A
+    /// link works once; a refused confirmation (bad input, plan) leaves it usable.
+    pub async fn open_link(
+        &self,
+        token: &str,
+        form_token: &str,
+        typed: &BTreeMap<String, String>,
+    ) -> ServiceResult<Url> {
+        let (link, configured) = self.live_link(token).await?;
+        if !self
+            .state_key
+            .verify_link_form_token(&link.token_hash, form_token)
+        {
+            return Err(ConnectError::LinkFormMismatch.into());
+        }
+        let mut inputs = link.inputs.clone();
+        for input in &configured.spec.user_inputs {
+            if let Some(value) = typed.get(&input.key)
+                && !inputs.contains_key(&input.key)
+            {
+                inputs.insert(input.key.clone(), value.trim().to_owned());
+            }
+        }
+        check_inputs(&configured.spec, &inputs, true)?;
+        let integration = link.integration_id.to_string();
+        self.check_entitlement(link.project_id, &link.user_id, &integration)
+            .await?;
         let link = self
             .store
-            .consume_connect_link(&link_hash(token), now_millis())
+            .consume_connect_link(&link.token_hash, now_millis())
             .await?
             .ok_or(ConnectError::InvalidLink)?;
         let mut options = Map::new();
@@ -421,13 +512,92 @@ impl ConnectService {
             options.insert("returnUrl".into(), Value::String(url.clone()));
         }
         let request = BeginConnect {
-            integration: link.integration_id.to_string(),
+            integration,
+            inputs,
             options,
             ..BeginConnect::default()
         };
         self.begin_connect(link.project_id, &link.user_id, request)
             .await
     }
+
+    /// An unused, unexpired link and its (active, OAuth) integration.
+    async fn live_link(&self, token: &str) -> ServiceResult<(ConnectLink, ConfiguredIntegration)> {
+        let link = self
+            .store
+            .find_connect_link(&link_hash(token), now_millis())
+            .await?
+            .ok_or(ConnectError::InvalidLink)?;
+        let configured = self
+            .resolve(link.project_id, &link.integration_id.to_string())
+            .await?;
+        Ok((link, configured))
+    }
+}
+
+/// What a connect link's page shows before the user confirms.
+#[derive(Debug, Clone)]
+pub struct LinkPage {
+    pub integration_name: String,
+    pub brand_color: String,
+    /// The provider's inputs not given when the link was created: the page asks for them.
+    pub missing_inputs: Vec<UserInput>,
+    /// Goes in the page's form; the confirmation must bring it back.
+    pub form_token: String,
+}
+
+/// Checks user inputs against the provider's declarations: each must be declared, not
+/// empty, at most [`MAX_INPUT_CHARS`] characters and match its pattern; with
+/// `complete`, every declared input must be there. Errors name the field.
+fn check_inputs(
+    spec: &ProviderSpec,
+    inputs: &BTreeMap<String, String>,
+    complete: bool,
+) -> ServiceResult<()> {
+    let invalid = |message: String| Err(ServiceError::InvalidInput(message));
+    for (key, value) in inputs {
+        let Some(declared) = spec.user_input(key) else {
+            let known = spec.user_inputs_keys();
+            return invalid(if known.is_empty() {
+                format!("inputs.{key}: {} takes no inputs", spec.name)
+            } else {
+                format!(
+                    "inputs.{key}: {} has no such input (it takes: {})",
+                    spec.name,
+                    known.join(", ")
+                )
+            });
+        };
+        if value.is_empty() {
+            return invalid(format!("inputs.{key} ({}) must not be empty", declared.label));
+        }
+        if value.chars().count() > MAX_INPUT_CHARS {
+            return invalid(format!(
+                "inputs.{key} ({}) is longer than {MAX_INPUT_CHARS} characters",
+                declared.label
+            ));
+        }
+        if let Some(pattern) = &declared.pattern
+            && !pattern.is_match(value)
+        {
+            return invalid(format!(
+                "inputs.{key} ({}) must match {pattern}",
+                declared.label
+            ));
+        }
+    }
+    if complete
+        && let Some(missing) = spec
+            .user_inputs
+            .iter()
+            .find(|input| !inputs.contains_key(&input.key))
+    {
+        return invalid(format!(
+            "inputs.{} ({}) is required",
+            missing.key, missing.label
+        ));
+    }
+    Ok(())
 }
 
 fn link_hash(token: &str) -> String {

@@ -256,6 +256,14 @@ impl ConnectService {
             if found.credential.integration_id != configured.integration.id {
                 return Err(ServiceError::CredentialNotFound);
             }
+            if let Some(session) = request
+                .payload
+                .get("connectSessionId")
+                .and_then(Value::as_str)
+                .and_then(|s| Uuid::try_parse(s).ok())
+            {
+                self.report_by_message(session, id).await;
+            }
             return Ok(found);
         }
         let new = match &configured.spec.auth {

@@ -24,7 +24,9 @@ use uuid::Uuid;
 use crate::error::{ServiceError, ServiceResult};
 use crate::integrations::{ConfiguredIntegration, IntegrationsService};
 
-pub use flow::{BeginConnect, CallbackOutcome, SessionState};
+pub use flow::{
+    BeginConnect, CallbackOutcome, LinkPage, MAX_INPUT_CHARS, SessionState,
+};
 pub use manage::{CredentialRequest, NewCredential, SettingsUpdate};
 pub use proxy::{ProxyRequest, ProxyResponse};
 
@@ -38,6 +40,10 @@ pub struct ConnectSettings {
     pub session_ttl: Duration,
     /// How long a connect link stays usable.
     pub link_ttl: Duration,
+    /// How long the SDK's polling leaves the callback page's message to report a new
+    /// credential first (the page posts it as soon as it loads and the SDK confirms it
+    /// at once; SDK 2.4.0 fires `onIntegrationInstall` once per channel that reports).
+    pub message_grace: Duration,
     /// Tokens expiring within this margin are refreshed before use.
     pub refresh_margin: Duration,
     /// How long one node may hold a credential's refresh lease.
@@ -56,6 +62,7 @@ impl ConnectSettings {
             public_url,
             session_ttl: Duration::from_secs(600),
             link_ttl: Duration::from_secs(7 * 24 * 3600),
+            message_grace: Duration::from_secs(3),
             refresh_margin: Duration::from_secs(300),
             refresh_lease: Duration::from_secs(30),
             provider_timeout: Duration::from_secs(30),
@@ -84,6 +91,8 @@ pub enum ConnectError {
     ExchangeFailed(OAuthError),
     #[error("this connect link is unknown, already used or expired")]
     InvalidLink,
+    #[error("this confirmation did not come from the connect link's page; open the link again")]
+    LinkFormMismatch,
 }
 
 impl ConnectError {
@@ -93,6 +102,7 @@ impl ConnectError {
             Self::Denied(_) => "access_denied",
             Self::ExchangeFailed(_) => "token_exchange_failed",
             Self::InvalidLink => "invalid_connect_link",
+            Self::LinkFormMismatch => "connect_link_form_mismatch",
         }
     }
 }

@@ -27,6 +27,19 @@ impl StateKey {
         )
     }
 
+    /// The token a connect link's page puts in its form, so that only a confirmation
+    /// sent from that page (which alone shows it) can spend the link.
+    pub(crate) fn link_form_token(&self, link_hash: &str) -> String {
+        let tag = hmac::sign(&self.0, &link_form_message(link_hash));
+        URL_SAFE_NO_PAD.encode(tag.as_ref())
+    }
+
+    pub(crate) fn verify_link_form_token(&self, link_hash: &str, token: &str) -> bool {
+        URL_SAFE_NO_PAD
+            .decode(token)
+            .is_ok_and(|tag| hmac::verify(&self.0, &link_form_message(link_hash), &tag).is_ok())
+    }
+
     /// The session a state names, if its tag is genuine.
     pub(crate) fn verify(&self, state: &str) -> Option<Uuid> {
         let (id, tag) = state.split_once('.')?;
@@ -35,6 +48,11 @@ impl StateKey {
         hmac::verify(&self.0, session.as_bytes(), &tag).ok()?;
         Some(session)
     }
+}
+
+/// Distinct from a state's message (a session's 16 bytes).
+fn link_form_message(link_hash: &str) -> Vec<u8> {
+    format!("connect-link-form/{link_hash}").into_bytes()
 }
 
 #[cfg(test)]
