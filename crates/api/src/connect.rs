@@ -687,7 +687,9 @@ async fn confirm_link(
         if name == "formToken" {
             form_token = value.into_owned();
         } else if let Some(key) = name.strip_prefix("inputs.") {
-            typed.entry(key.to_owned()).or_insert_with(|| value.into_owned());
+            typed
+                .entry(key.to_owned())
+                .or_insert_with(|| value.into_owned());
         }
     }
     match state

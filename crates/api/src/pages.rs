@@ -52,7 +52,13 @@ pub fn page(status: StatusCode, title: &str, body_html: &str, script: Option<&st
         "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; \
          frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     );
-    html_response(status, title, &format!("{body_html}{script}"), &csp, "no-referrer")
+    html_response(
+        status,
+        title,
+        &format!("{body_html}{script}"),
+        &csp,
+        "no-referrer",
+    )
 }
 
 fn html_response(
@@ -165,9 +171,7 @@ pub fn connect_link(
 }
 
 fn is_hex_color(text: &str) -> bool {
-    text.len() == 7
-        && text.starts_with('#')
-        && text[1..].chars().all(|c| c.is_ascii_hexdigit())
+    text.len() == 7 && text.starts_with('#') && text[1..].chars().all(|c| c.is_ascii_hexdigit())
 }
 
 /// `CONNECT/ui`, which the SDK loads in a hidden iframe on every page. Plugboard has no

@@ -15,7 +15,9 @@ pub mod token;
 pub mod user;
 pub mod workflow;
 
-pub use connect::{ConnectLink, ConnectReport, ConnectSession, ConnectSessionStatus, SealedColumn, SealedRow};
+pub use connect::{
+    ConnectLink, ConnectReport, ConnectSession, ConnectSessionStatus, SealedColumn, SealedRow,
+};
 pub use dashboard::{
     DashboardPrincipal, DashboardSession, IntegrationUsage, IntegrationUse, UserCount,
 };

@@ -358,9 +358,16 @@ async fn install_through_post_message(browser: &mut Browser, app: &TestApp, p: &
     // this install. Then the runner handed the polls back to the server, which ended the
     // loop without naming the credential again (the SDK would report it a second time).
     assert!(installed["heldPolls"].as_u64().unwrap() >= 1, "{installed}");
-    assert_eq!(last_poll(&installed)["connectCredentialId"], ALREADY_REPORTED);
     assert_eq!(
-        request(&installed, "GET", &format!("/sdk/credentials/{ALREADY_REPORTED}"))["status"],
+        last_poll(&installed)["connectCredentialId"],
+        ALREADY_REPORTED
+    );
+    assert_eq!(
+        request(
+            &installed,
+            "GET",
+            &format!("/sdk/credentials/{ALREADY_REPORTED}")
+        )["status"],
         204
     );
     let confirmed = request(&installed, "POST", "/sdk/credentials");
@@ -406,7 +413,10 @@ async fn install_both_ways_at_once(browser: &mut Browser, app: &TestApp, p: &Pro
         id.as_str()
     );
     // The message reported it first (polls wait for it a moment): polling ends quietly.
-    assert_eq!(last_poll(&installed)["connectCredentialId"], ALREADY_REPORTED);
+    assert_eq!(
+        last_poll(&installed)["connectCredentialId"],
+        ALREADY_REPORTED
+    );
     let forgot = request(&installed, "DELETE", "");
     assert!(forgot["path"].as_str().unwrap().contains("/session-id/"));
     assert_eq!(forgot["status"], 200);

@@ -482,7 +482,10 @@ mod dev {
             // 6. a webhook receiver on this machine, over plain http
             let endpoint = call(
                 client
-                    .post(format!("{base}/api/v1/projects/{}/webhooks/endpoints", welcome.project_id))
+                    .post(format!(
+                        "{base}/api/v1/projects/{}/webhooks/endpoints",
+                        welcome.project_id
+                    ))
                     .bearer_auth(&welcome.secret)
                     .json(&json!({"url": "http://127.0.0.1:9/hooks"})),
             )
@@ -491,7 +494,13 @@ mod dev {
             // 7. a new user token from the state folder alone
             let token = run_ok(&mut plugboard(
                 work.path(),
-                &["token", "--dir", state_dir.to_str().unwrap(), "--user", "demo-user"],
+                &[
+                    "token",
+                    "--dir",
+                    state_dir.to_str().unwrap(),
+                    "--user",
+                    "demo-user",
+                ],
             ));
             let me = call(client.get(me_url).bearer_auth(token.trim())).await;
             me.assert_status(200);

@@ -1,8 +1,8 @@
 //! Connect attempts, connect links and sealed-value listing for key rotation, on SQLite.
 
 use plugboard_core::{
-    ConnectLink, ConnectReport, ConnectSession, ConnectSessionStatus, ProjectId, SealedColumn, SealedRow,
-    UnixMillis, UserId,
+    ConnectLink, ConnectReport, ConnectSession, ConnectSessionStatus, ProjectId, SealedColumn,
+    SealedRow, UnixMillis, UserId,
 };
 use plugboard_store::{ConnectOutcome, StoreError, StoreResult};
 use serde_json::{Map, Value};
@@ -178,7 +178,10 @@ pub(crate) async fn claim_report(
     .fetch_optional(pool)
     .await
     .map_err(db_err)?;
-    row.as_ref().map(report_col).transpose().map(Option::flatten)
+    row.as_ref()
+        .map(report_col)
+        .transpose()
+        .map(Option::flatten)
 }
 
 pub(crate) async fn find_session(

@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use plugboard_core::user::search_fold;
 use plugboard_core::{
-    AttemptRecord, AuditEntry, AuditFilter, ClaimedDelivery, ConnectLink, ConnectReport, ConnectSession,
-    ConnectedUser, Credential, CredentialConfiguration, CredentialStatus,
+    AttemptRecord, AuditEntry, AuditFilter, ClaimedDelivery, ConnectLink, ConnectReport,
+    ConnectSession, ConnectedUser, Credential, CredentialConfiguration, CredentialStatus,
     CredentialWithConfigurations, DashboardSession, DeliveryAttempt, ErasedCounts, EventFilter,
     Execution, ExecutionFilter, ExecutionUpdate, IntegrationKey, IntegrationUsage, Metadata,
     OutboxEvent, Project, ProjectId, ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord,

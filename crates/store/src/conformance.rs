@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use plugboard_core::{
-    AttemptRecord, AuditEntry, AuditFilter, ConnectLink, ConnectReport, ConnectSession, ConnectSessionStatus,
-    Credential, CredentialConfiguration, CredentialStatus, CredentialWithConfigurations,
-    DashboardPrincipal, DashboardSession, DeliveryAttempt, DeliveryNext, DeliveryStatus,
-    EventFilter, Execution, ExecutionFilter, ExecutionStatus, ExecutionUpdate, IntegrationKey,
-    Metadata, MetadataLimits, OutboxEvent, Project, ProjectId, ProjectIntegration, SealedColumn,
-    SecretKeyRecord, SigningKeyRecord, UserFilter, UserId, WebhookDelivery, WebhookEndpoint,
-    WorkflowVersion,
+    AttemptRecord, AuditEntry, AuditFilter, ConnectLink, ConnectReport, ConnectSession,
+    ConnectSessionStatus, Credential, CredentialConfiguration, CredentialStatus,
+    CredentialWithConfigurations, DashboardPrincipal, DashboardSession, DeliveryAttempt,
+    DeliveryNext, DeliveryStatus, EventFilter, Execution, ExecutionFilter, ExecutionStatus,
+    ExecutionUpdate, IntegrationKey, Metadata, MetadataLimits, OutboxEvent, Project, ProjectId,
+    ProjectIntegration, SealedColumn, SecretKeyRecord, SigningKeyRecord, UserFilter, UserId,
+    WebhookDelivery, WebhookEndpoint, WorkflowVersion,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -1649,8 +1649,8 @@ fn session(
         created_at: at,
         expires_at: at + 600_000,
         consumed_at: None,
-finished_at: None,
-reported_by: None,
+        finished_at: None,
+        reported_by: None,
     }
 }
 
@@ -1678,8 +1678,8 @@ pub async fn connect_sessions_are_single_use_and_expire(store: Arc<dyn Store>) {
     assert_eq!(
         ConnectSession {
             consumed_at: None,
-finished_at: None,
-reported_by: None,
+            finished_at: None,
+            reported_by: None,
             ..taken
         },
         s

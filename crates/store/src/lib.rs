@@ -5,13 +5,13 @@
 
 use async_trait::async_trait;
 use plugboard_core::{
-    AttemptRecord, AuditEntry, AuditFilter, ClaimedDelivery, ConnectLink, ConnectReport, ConnectSession,
-    ConnectSessionStatus, ConnectedUser, Credential, CredentialConfiguration, CredentialStatus,
-    CredentialWithConfigurations, DashboardSession, DeliveryAttempt, ErasedCounts, EventFilter,
-    Execution, ExecutionFilter, ExecutionUpdate, IntegrationKey, IntegrationUsage, Metadata,
-    OutboxEvent, Project, ProjectId, ProjectIntegration, SealedColumn, SealedRow, SecretKeyRecord,
-    SigningKeyRecord, UnixMillis, UserCount, UserFilter, UserId, UserPage, WebhookDelivery,
-    WebhookEndpoint, WorkflowVersion,
+    AttemptRecord, AuditEntry, AuditFilter, ClaimedDelivery, ConnectLink, ConnectReport,
+    ConnectSession, ConnectSessionStatus, ConnectedUser, Credential, CredentialConfiguration,
+    CredentialStatus, CredentialWithConfigurations, DashboardSession, DeliveryAttempt,
+    ErasedCounts, EventFilter, Execution, ExecutionFilter, ExecutionUpdate, IntegrationKey,
+    IntegrationUsage, Metadata, OutboxEvent, Project, ProjectId, ProjectIntegration, SealedColumn,
+    SealedRow, SecretKeyRecord, SigningKeyRecord, UnixMillis, UserCount, UserFilter, UserId,
+    UserPage, WebhookDelivery, WebhookEndpoint, WorkflowVersion,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;

@@ -55,7 +55,12 @@ fn hidden_form_token(html: &str) -> String {
 
 /// Presses Connect on a link's page, as the browser sends it (same origin); returns
 /// where it redirects: the provider's authorization URL.
-async fn confirm_link(app: &TestApp, link: &str, form_token: &str, inputs: &[(&str, &str)]) -> String {
+async fn confirm_link(
+    app: &TestApp,
+    link: &str,
+    form_token: &str,
+    inputs: &[(&str, &str)],
+) -> String {
     let mut form = vec![("formToken", form_token)];
     form.extend_from_slice(inputs);
     let origin = app.url("").trim_end_matches('/').to_owned();
@@ -89,7 +94,9 @@ async fn finish_at_provider(authorize: &str) -> String {
 /// The message the OAuth callback page posts to its opener.
 fn posted_message(html: &str) -> Value {
     let start = html.find("postMessage(").expect("the page posts a message") + "postMessage(".len();
-    let end = html[start..].find(",\"http://app.example\")").expect("to the SDK's origin");
+    let end = html[start..]
+        .find(",\"http://app.example\")")
+        .expect("to the SDK's origin");
     serde_json::from_str(&html[start..start + end]).unwrap()
 }
 
@@ -101,8 +108,10 @@ fn desk_definition(provider: &FakeProvider) -> Value {
         "key": "subdomain", "label": "Desk subdomain", "pattern": "[a-z0-9][a-z0-9-]*",
         "help": "The part before .desk.example in your address."
     }]);
-    definition["auth"]["authorization_url"] =
-        json!(format!("{}/oauth/authorize?tenant={{subdomain}}", provider.base));
+    definition["auth"]["authorization_url"] = json!(format!(
+        "{}/oauth/authorize?tenant={{subdomain}}",
+        provider.base
+    ));
     definition
 }
 

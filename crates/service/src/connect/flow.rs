@@ -11,8 +11,8 @@ use plugboard_connect::catalog::{AccountIdSpec, AuthSpec, TemplateValues, UserIn
 use plugboard_connect::credentials::CredentialSecrets;
 use plugboard_connect::oauth::{AuthorizationRequest, OAuthApp, Pkce, TokenSet};
 use plugboard_core::{
-    ConnectLink, ConnectReport, ConnectSession, ConnectSessionStatus, CredentialWithConfigurations, ProjectId,
-    UnixMillis, UserId, now_millis,
+    ConnectLink, ConnectReport, ConnectSession, ConnectSessionStatus, CredentialWithConfigurations,
+    ProjectId, UnixMillis, UserId, now_millis,
 };
 use plugboard_store::ConnectOutcome;
 use serde::{Deserialize, Serialize};
@@ -200,8 +200,8 @@ impl ConnectService {
             created_at: now,
             expires_at: now + self.settings.session_ttl.as_millis() as UnixMillis,
             consumed_at: None,
-finished_at: None,
-reported_by: None,
+            finished_at: None,
+            reported_by: None,
         };
         Ok((session, verifier))
     }
@@ -569,7 +569,10 @@ fn check_inputs(
             });
         };
         if value.is_empty() {
-            return invalid(format!("inputs.{key} ({}) must not be empty", declared.label));
+            return invalid(format!(
+                "inputs.{key} ({}) must not be empty",
+                declared.label
+            ));
         }
         if value.chars().count() > MAX_INPUT_CHARS {
             return invalid(format!(

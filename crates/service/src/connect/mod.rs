@@ -24,9 +24,7 @@ use uuid::Uuid;
 use crate::error::{ServiceError, ServiceResult};
 use crate::integrations::{ConfiguredIntegration, IntegrationsService};
 
-pub use flow::{
-    BeginConnect, CallbackOutcome, LinkPage, MAX_INPUT_CHARS, SessionState,
-};
+pub use flow::{BeginConnect, CallbackOutcome, LinkPage, MAX_INPUT_CHARS, SessionState};
 pub use manage::{CredentialRequest, NewCredential, SettingsUpdate};
 pub use proxy::{ProxyRequest, ProxyResponse};
 
