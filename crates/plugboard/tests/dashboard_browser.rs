@@ -23,6 +23,9 @@ use serde_json::{Value, json};
 const EXPECTED_CONSOLE_ERRORS: &[&str] = &[
     // The refused login is answered 401, which Chromium logs.
     "status of 401 (Unauthorized)",
+    // A connect link's page refusing an input (422), and a spent link (410).
+    "status of 422 (Unprocessable",
+    "status of 410 (Gone)",
 ];
 
 /// `tests/browser/dashboard.mjs`: one Chromium page.
@@ -370,5 +373,91 @@ async fn support_finds_john_and_fixes_his_integration() {
         browser.audit(page).await;
         browser.screenshot(name).await;
     }
+    browser.close().await;
+}
+
+/// A connect link in a real browser: opening it shows a page and spends nothing; a bad
+/// input shows the page again; the user's press on Connect (the form's same-origin POST,
+/// as Chromium sends it) goes on to the provider and spends the link. Screenshots in
+/// `<target>/browser-artifacts/dashboard-connect-link*.png`.
+#[tokio::test]
+async fn a_connect_link_waits_for_the_users_press() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let p = app.create_project().await;
+    let provider = FakeProvider::start().await;
+    let mut definition = provider.oauth_definition();
+    definition["name"] = json!("Fake Desk");
+    definition["user_inputs"] = json!([{
+        "key": "subdomain", "label": "Desk subdomain", "pattern": "[a-z0-9][a-z0-9-]*",
+        "help": "The part before .desk.example in your address."
+    }]);
+    definition["auth"]["authorization_url"] = json!(format!(
+        "{}/oauth/authorize?tenant={{subdomain}}",
+        provider.base
+    ));
+    provider.configure(&app, &p, "desk", definition).await;
+    app.put_user(&p, "u1", json!({})).await.assert_status(201);
+    let created = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/projects/{}/users/u1/connect-links", p.id),
+            Some(&p.secret_key),
+            Some(&json!({"integration": "custom.desk"})),
+        )
+        .await;
+    created.assert_status(201);
+    let link = created.body["url"].as_str().unwrap().to_owned();
+
+    let mut browser = Driver::launch(&app).await;
+    for _ in 0..2 {
+        browser.goto(&link).await;
+        let body = browser.body().await;
+        assert!(body.contains("Connect Fake Desk"), "{body}");
+    }
+    browser.audit("the connect link page").await;
+    browser.screenshot("connect-link").await;
+    browser
+        .run(json!({"op": "fill", "label": "Desk subdomain", "value": "Not valid!"}))
+        .await;
+    browser
+        .run(json!({"op": "click", "role": "button", "name": "Connect"}))
+        .await;
+    let body = browser.body().await;
+    assert!(
+        body.contains("inputs.subdomain (Desk subdomain) must match"),
+        "{body}"
+    );
+    browser.screenshot("connect-link-refused").await;
+    browser
+        .run(json!({"op": "fill", "label": "Desk subdomain", "value": "globex"}))
+        .await;
+    let landed = browser
+        .run(json!({"op": "click", "role": "button", "name": "Connect"}))
+        .await;
+    assert!(
+        landed["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("/oauth/callback"),
+        "{landed}"
+    );
+    assert!(browser.body().await.contains("Connected"));
+    let credentials = app
+        .send(
+            Method::GET,
+            &format!("/api/v1/projects/{}/users/u1/credentials", p.id),
+            Some(&p.secret_key),
+            None,
+        )
+        .await;
+    credentials.assert_status(200);
+    assert_eq!(
+        credentials.body["data"].as_array().unwrap().len(),
+        1,
+        "{}",
+        credentials.body
+    );
+    browser.goto(&link).await;
+    assert!(browser.body().await.contains("Cannot connect"));
     browser.close().await;
 }
