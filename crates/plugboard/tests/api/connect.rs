@@ -620,6 +620,31 @@ backend_tests! {
         assert!(authorize.contains("tenant=globex"), "{authorize}");
         assert!(finish_at_provider(&authorize).await.contains("/oauth/callback"));
         assert_eq!(answer(client.get(&link)).await.status.as_u16(), 410);
+
+        // The catalog's Zendesk: every URL is on the customer's subdomain.
+        app.send(
+            Method::PUT,
+            &format!("/api/v1/projects/{}/integrations/zendesk", p.id),
+            Some(&p.secret_key),
+            Some(&json!({"oauthClientId": "zd-client", "oauthClientSecret": "zd-secret"})),
+        )
+        .await
+        .assert_status(200);
+        let refused = app
+            .send(Method::POST, &links, Some(&p.secret_key), Some(&json!({"integration": "zendesk", "inputs": {"subdomain": "acme.evil.example/x"}})))
+            .await;
+        refused.assert_error(422, "invalid_input");
+        assert!(refused.body["message"].as_str().unwrap().contains("inputs.subdomain"), "{}", refused.body);
+        let link = create_link(&app, &p, json!({"integration": "zendesk", "inputs": {"subdomain": "acme"}})).await;
+        let page = answer(client.get(&link)).await;
+        assert!(page.text.contains("Connect Zendesk"), "{}", page.text);
+        let authorize = confirm_link(&app, &link, &hidden_form_token(&page.text), &[]).await;
+        assert!(authorize.starts_with("https://acme.zendesk.com/oauth/authorizations/new?"), "{authorize}");
+        let link = create_link(&app, &p, json!({"integration": "zendesk"})).await;
+        let page = answer(client.get(&link)).await;
+        assert!(page.text.contains("Zendesk subdomain"), "{}", page.text);
+        let authorize = confirm_link(&app, &link, &hidden_form_token(&page.text), &[("inputs.subdomain", "globex")]).await;
+        assert!(authorize.starts_with("https://globex.zendesk.com/oauth/authorizations/new?"), "{authorize}");
     }
 
     async fn api_key_and_client_credentials_integrations(backend) {
