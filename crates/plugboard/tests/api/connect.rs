@@ -569,6 +569,35 @@ backend_tests! {
             .assert_error(404, "user_not_found");
     }
 
+    async fn a_connect_link_refused_by_the_plan_stays_usable(backend) {
+        let app = TestApp::spawn(backend).await;
+        let p = app.create_project().await;
+        let provider = FakeProvider::start().await;
+        provider.configure(&app, &p, "crm", provider.oauth_definition()).await;
+        app.send(
+            Method::PUT,
+            &format!("/api/v1/projects/{}/policy", p.id),
+            Some(&p.secret_key),
+            Some(&json!({"entitlements": {"integrations": {"custom.crm": "user.meta.plan == \"pro\""}}})),
+        )
+        .await
+        .assert_status(200);
+        app.put_user(&p, "u1", json!({"plan": "pro"})).await.assert_status(201);
+        let link = create_link(&app, &p, json!({"integration": "custom.crm"})).await;
+        let client = no_redirects();
+        let token = hidden_form_token(&answer(client.get(&link)).await.text);
+        app.patch_user(&p, "u1", json!({"plan": "basic"})).await.assert_status(200);
+        let refused = answer(
+            client.post(&link).header("sec-fetch-site", "same-origin").form(&[("formToken", token.as_str())]),
+        )
+        .await;
+        assert_eq!(refused.status.as_u16(), 402, "{}", refused.text);
+        assert_eq!(answer(client.get(&link)).await.status.as_u16(), 200, "still usable");
+        app.patch_user(&p, "u1", json!({"plan": "pro"})).await.assert_status(200);
+        let authorize = confirm_link(&app, &link, &token, &[]).await;
+        assert!(authorize.starts_with(&provider.base), "{authorize}");
+    }
+
     async fn connect_links_take_the_providers_inputs(backend) {
         let app = TestApp::spawn(backend).await;
         let p = app.create_project().await;

@@ -499,7 +499,8 @@ impl ConnectService {
             }
         }
         check_inputs(&configured.spec, &inputs, true)?;
-        let integration = link.integration_id.to_string();
+        // By key: entitlement rules name integrations by key, not by id.
+        let integration = configured.integration.key.to_string();
         self.check_entitlement(link.project_id, &link.user_id, &integration)
             .await?;
         let link = self
