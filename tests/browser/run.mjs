@@ -253,6 +253,9 @@ async function endPolling(page, completion, pollingDone) {
   const outcome = await page.evaluate(() => window.installOutcome);
   if (!outcome.ok) return;
   if (completion === "postMessage") {
+    // The poll loop has run (held) while the message finished the install; only then
+    // do its polls reach the server.
+    await page.waitForFunction(() => window.__pbHeldPolls >= 1, null, { timeout: 5_000 });
     await page.evaluate(() => window.__pbReleaseHeld());
   }
   if (!(await pollingDone)) throw new Error("the SDK's polling did not finish");
